@@ -39,8 +39,25 @@ ECHO = ProtocolSpec(
 
 
 def pkt(ts, frame, src, sport, dst, dport, flags=TCP_ACK, seq=0, ack=0, payload=b"", proto=6):
-    return Packet(ts, frame, b"\x00\x11\x22\x33\x44\x55", None, None, None, 4, src, dst, proto, sport, dport,
-                  flags, seq, ack, payload, 60 + len(payload))
+    return Packet(
+        ts,
+        frame,
+        b"\x00\x11\x22\x33\x44\x55",
+        None,
+        None,
+        None,
+        4,
+        src,
+        dst,
+        proto,
+        sport,
+        dport,
+        flags,
+        seq,
+        ack,
+        payload,
+        60 + len(payload),
+    )
 
 
 def make_table(limits=None):

@@ -63,6 +63,7 @@ class Flow:
         "first_ts",
         "id",
         "ifname",
+        "inner_vlan",
         "last_ts",
         "macs",
         "messages",
@@ -75,7 +76,6 @@ class Flow:
         "state",
         "streams",
         "vlan",
-        "inner_vlan",
     )
 
     def __init__(self, flow_id: int, pkt: Packet, client_is_src: bool) -> None:
@@ -335,7 +335,9 @@ class FlowTable:
     def _end(self, flow: Flow) -> None:
         key = (flow.proto, flow.client_addr, flow.client_port, flow.server_addr, flow.server_port)
         self.by_key.pop(key, None)
-        self.by_key.pop((flow.proto, flow.server_addr, flow.server_port, flow.client_addr, flow.client_port), None)
+        self.by_key.pop(
+            (flow.proto, flow.server_addr, flow.server_port, flow.client_addr, flow.client_port), None
+        )
         if flow.streams is not None and flow.state == ATTACHED:
             flow.cur_ts = flow.last_ts
             for stream in flow.streams:

@@ -52,9 +52,11 @@ class TcpStats:
 class TcpStream:
     """Reassembles one direction of one TCP connection."""
 
-    __slots__ = ("acked", "deliver", "gap", "next_seq", "pending", "pending_bytes", "stats", "max_pending")
+    __slots__ = ("acked", "deliver", "gap", "max_pending", "next_seq", "pending", "pending_bytes", "stats")
 
-    def __init__(self, deliver: DeliverFn, gap: GapFn, stats: TcpStats, max_pending: int = 256 * 1024) -> None:
+    def __init__(
+        self, deliver: DeliverFn, gap: GapFn, stats: TcpStats, max_pending: int = 256 * 1024
+    ) -> None:
         self.deliver = deliver
         self.gap = gap
         self.stats = stats

@@ -1,0 +1,139 @@
+"""The ``otsentry`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from otsentry import __version__
+from otsentry.logs import configure_logging
+from otsentry.parallel import replay_parallel
+from otsentry.sensor import JsonLinesSink, Sensor, Summary
+from otsentry.store import EventStore
+
+
+@click.group()
+@click.version_option(__version__, prog_name="otsentry")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    help="The sensor's own logs: human on a terminal, JSON for services.",
+)
+def cli(log_format: str) -> None:
+    """otsentry — a passive OT security sensor."""
+    configure_logging(log_format)
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--events-out", type=click.Path(dir_okay=False, path_type=Path), help="Write events as JSON lines."
+)
+@click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), help="Store events and flows in SQLite."
+)
+@click.option("--observer-name", default="otsentry", show_default=True, help="observer.name in every event.")
+@click.option("--summary-json", is_flag=True, help="Print the run summary as JSON instead of a table.")
+@click.option(
+    "--workers",
+    default="auto",
+    show_default=True,
+    help="Worker processes, sharded by flow; 'auto' uses every core for captures over 64 MiB.",
+)
+def replay(
+    captures: tuple[Path, ...],
+    events_out: Path | None,
+    db: Path | None,
+    observer_name: str,
+    summary_json: bool,
+    workers: str,
+) -> None:
+    """Decode pcap/pcapng CAPTURES into OT protocol events."""
+    missing = [str(p) for p in captures if not p.exists()]
+    if missing:
+        raise click.UsageError(f"no such capture: {', '.join(missing)}")
+    count = _worker_count(workers, captures)
+    if count > 1:
+        summary = replay_parallel(list(captures), count, events_out, db, observer_name)
+    else:
+        summary = _replay_here(captures, events_out, db, observer_name, show_progress=not summary_json)
+    if summary_json:
+        click.echo(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_summary(summary)
+    for error in summary.capture_errors:
+        click.echo(f"otsentry: error: {error}", err=True)
+    sys.exit(2 if summary.capture_errors else 0)
+
+
+def _worker_count(workers: str, captures: tuple[Path, ...]) -> int:
+    if workers != "auto":
+        try:
+            return max(1, int(workers))
+        except ValueError:
+            raise click.BadParameter(
+                f"expected a number or 'auto', got {workers!r}", param_hint="--workers"
+            ) from None
+    big = sum(p.stat().st_size for p in captures) > 64 * 1024 * 1024
+    return (os.cpu_count() or 1) if big else 1
+
+
+def _replay_here(
+    captures: tuple[Path, ...],
+    events_out: Path | None,
+    db: Path | None,
+    observer_name: str,
+    show_progress: bool,
+) -> Summary:
+    """Replay in this process, with a progress bar on a terminal."""
+    sinks = [JsonLinesSink(events_out)] if events_out else []
+    store = EventStore(db) if db else None
+    sensor = Sensor(observer_name=observer_name, sinks=sinks, store=store)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (show_progress and console.is_terminal),
+        transient=True,
+    ) as progress:
+        for path in captures:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+            sensor.replay(path, lambda done, task=task: progress.update(task, completed=done))
+            progress.update(task, completed=path.stat().st_size)
+    return sensor.close()
+
+
+def _print_summary(summary: Summary) -> None:
+    console = Console()
+    table = Table(title="otsentry replay", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("packets", f"{summary.packets:,}")
+    table.add_row("flows", f"{summary.flows:,}")
+    table.add_row("time", f"{summary.seconds:.2f} s ({summary.packets_per_second:,.0f} packets/s)")
+    for dataset, count in sorted(summary.events.items()):
+        table.add_row(f"events {dataset.removeprefix('otsentry.')}", f"{count:,}")
+    for protocol, count in sorted(summary.decode_errors.items()):
+        table.add_row(f"decode errors {protocol}", f"[yellow]{count:,}[/]")
+    skipped = {k: v for k, v in summary.decoder.items() if k != "decoded" and v}
+    for name, count in sorted(skipped.items()):
+        table.add_row(f"packets {name.replace('_', ' ')}", f"{count:,}")
+    tcp = {k: v for k, v in summary.tcp.items() if k != "segments" and v}
+    for name, count in sorted(tcp.items()):
+        table.add_row(f"tcp {name.replace('_', ' ')}", f"{count:,}")
+    console.print(table)
+
+
+def main() -> None:
+    cli(prog_name="otsentry")

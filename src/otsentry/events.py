@@ -1,0 +1,101 @@
+"""The event schema all stages share (see ../shared/EVENTS.md and docs/fields.md).
+
+An event is a flat dict of dotted ECS names. The analyzer supplies the protocol fields; this
+module adds what every event carries: time, sender/receiver, client/server, the flow's
+Community ID, observer and capture position. The per-direction part is built once per flow.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import communityid
+
+from otsentry.net.flows import TCP, Flow, render_ip, render_mac
+from otsentry.protocols.base import Message
+
+Event = dict[str, Any]
+
+_COMMUNITY_ID = communityid.CommunityID()
+_SECOND_PREFIX: dict[int, str] = {}
+
+
+def format_timestamp(ts: float) -> str:
+    """Packet time as RFC 3339 UTC with microseconds, e.g. ``2024-05-01T12:00:00.123456Z``."""
+    sec = int(ts)
+    usec = round((ts - sec) * 1_000_000)
+    if usec >= 1_000_000:
+        sec += 1
+        usec -= 1_000_000
+    prefix = _SECOND_PREFIX.get(sec)
+    if prefix is None:
+        if len(_SECOND_PREFIX) > 4096:
+            _SECOND_PREFIX.clear()
+        prefix = _SECOND_PREFIX[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{prefix}.{usec:06d}Z"
+
+
+def community_id(flow: Flow) -> str:
+    """Community ID v1 of the flow, the join key with Zeek and Suricata records."""
+    if flow.community_id is not None:
+        return flow.community_id
+    proto = communityid.PROTO_TCP if flow.proto == TCP else communityid.PROTO_UDP
+    tpl = communityid.FlowTuple(
+        proto, render_ip(flow.client_addr), render_ip(flow.server_addr), flow.client_port, flow.server_port
+    )
+    flow.community_id = _COMMUNITY_ID.calc(tpl)
+    return flow.community_id
+
+
+class EventBuilder:
+    """Turns analyzer messages into complete events."""
+
+    def __init__(self, observer_name: str, pcap_file: str | None = None) -> None:
+        self.observer_name = observer_name
+        self.pcap_file = pcap_file
+
+    def _base(self, flow: Flow) -> list[Event]:
+        client = (render_ip(flow.client_addr), flow.client_port, render_mac(flow.macs[0]))
+        server = (render_ip(flow.server_addr), flow.server_port, render_mac(flow.macs[1]))
+        common: Event = {
+            "event.kind": "event",
+            "event.module": "otsentry",
+            "network.transport": "tcp" if flow.proto == TCP else "udp",
+            "network.community_id": community_id(flow),
+            "client.ip": client[0],
+            "client.port": client[1],
+            "server.ip": server[0],
+            "server.port": server[1],
+            "observer.name": self.observer_name,
+        }
+        if flow.vlan is not None:
+            common["network.vlan.id"] = flow.vlan
+        if flow.inner_vlan is not None:
+            common["network.inner.vlan.id"] = flow.inner_vlan
+        if flow.ifname:
+            common["observer.ingress.interface.name"] = flow.ifname
+        if self.pcap_file:
+            common["otsentry.pcap.file"] = self.pcap_file
+        bases = []
+        for src, dst in ((client, server), (server, client)):
+            base = dict(common)
+            base["source.ip"], base["source.port"] = src[0], src[1]
+            base["destination.ip"], base["destination.port"] = dst[0], dst[1]
+            if src[2]:
+                base["source.mac"] = src[2]
+            if dst[2]:
+                base["destination.mac"] = dst[2]
+            bases.append(base)
+        return bases
+
+    def build(self, flow: Flow, messages: list[Message]) -> list[Event]:
+        bases = flow.event_base
+        if bases is None:  # the flow table clears it when it learns a MAC
+            bases = flow.event_base = self._base(flow)
+        events = []
+        for direction, ts, frame, fields in messages:
+            event = {"@timestamp": format_timestamp(ts), **bases[direction], **fields}
+            event["otsentry.pcap.frame"] = frame
+            events.append(event)
+        return events
