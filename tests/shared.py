@@ -40,7 +40,9 @@ def capture_id(path: Path) -> str:
 
 
 @cache
-def tshark_fields(path: Path, fields: tuple[str, ...], decode_as: tuple[str, ...] = ()) -> list[list[str]]:
+def tshark_fields(
+    path: Path, fields: tuple[str, ...], decode_as: tuple[str, ...] = (), enable: tuple[str, ...] = ()
+) -> list[list[str]]:
     """``tshark -T fields`` rows (one per frame): the frame number first, then ``fields``."""
     cmd = [
         "tshark",
@@ -60,6 +62,8 @@ def tshark_fields(path: Path, fields: tuple[str, ...], decode_as: tuple[str, ...
     ]
     for rule in decode_as:
         cmd += ["-d", rule]
+    for protocol in enable:
+        cmd += ["--enable-protocol", protocol]
     for name in fields:
         cmd += ["-e", name]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
