@@ -94,9 +94,9 @@ def _replay_here(
     show_progress: bool,
 ) -> Summary:
     """Replay in this process, with a progress bar on a terminal."""
-    sinks = [JsonLinesSink(events_out)] if events_out else []
+    sink = JsonLinesSink(events_out) if events_out else None
     store = EventStore(db) if db else None
-    sensor = Sensor(observer_name=observer_name, sinks=sinks, store=store)
+    sensor = Sensor(observer_name=observer_name, events_out=sink, store=store)
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),

@@ -28,9 +28,9 @@ FRAME_TAG = b'"otsentry.pcap.frame":'
 def _work(
     index: int, count: int, captures: list[str], part: str | None, db: str | None, observer: str
 ) -> dict[str, Any]:
-    sinks = [JsonLinesSink(part)] if part else []
+    sink = JsonLinesSink(part) if part else None
     store = EventStore(db) if db else None
-    sensor = Sensor(observer_name=observer, sinks=sinks, store=store, shard=(index, count))
+    sensor = Sensor(observer_name=observer, events_out=sink, store=store, shard=(index, count))
     for path in captures:
         sensor.replay(path)
     summary = sensor.close()

@@ -68,9 +68,8 @@ class JsonLinesSink:
     def __init__(self, path: str | Path) -> None:
         self.file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed by close()
 
-    def __call__(self, events: list[Event]) -> None:
-        dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-        self.file.write(b"".join([dumps(e, option=opt) for e in events]))
+    def write(self, events: list[Event], lines: list[bytes]) -> None:
+        self.file.write(b"".join(lines))
 
     def close(self) -> None:
         self.file.close()
@@ -83,6 +82,7 @@ class Sensor:
         self,
         observer_name: str = "otsentry",
         sinks: Iterable[EventSink] = (),
+        events_out: JsonLinesSink | None = None,
         store: EventStore | None = None,
         specs: list[ProtocolSpec] | None = None,
         limits: FlowLimits | None = None,
@@ -92,8 +92,8 @@ class Sensor:
         # (index, count): handle only the flows that hash to this worker (see parallel.py).
         self.shard = shard
         self.store = store
-        if store is not None:
-            self.sinks.append(store.add_events)
+        # Sinks that keep serialised events share one orjson pass per event.
+        self.serialised_sinks: list[Any] = [s for s in (events_out, store) if s is not None]
         self.builder = EventBuilder(observer_name)
         self.decoder = Decoder()
         self.flows = FlowTable(specs or all_specs(), self._on_messages, self._on_flow_end, limits)
@@ -126,10 +126,16 @@ class Sensor:
         self.flow_records.append(record)
 
     def flush_events(self) -> None:
-        if self.pending:
-            for sink in self.sinks:
-                sink(self.pending)
+        events = self.pending
+        if events:
             self.pending = []
+            for sink in self.sinks:
+                sink(events)
+            if self.serialised_sinks:
+                dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+                lines = [dumps(e, option=opt) for e in events]
+                for serialised in self.serialised_sinks:
+                    serialised.write(events, lines)
         if self.flow_records and self.store is not None:
             self.store.add_flows(self.flow_records)
             self.flow_records = []
@@ -185,10 +191,8 @@ class Sensor:
         summary.decoder = Counter(self.decoder.counters)
         summary.tcp = self.flows.tcp_stats.as_dict()
         summary.ip_packets = summary.decoder.get("decoded", 0)
-        for sink in self.sinks:
+        for sink in (*self.sinks, *self.serialised_sinks):
             close = getattr(sink, "close", None)
             if close is not None:
                 close()
-        if self.store is not None:
-            self.store.close()
         return summary

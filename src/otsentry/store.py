@@ -91,7 +91,11 @@ class EventStore:
         self.conn = self.db.conn
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
-        dumps = orjson.dumps
+        events = list(events)
+        self.write(events, [orjson.dumps(e) for e in events])
+
+    def write(self, events: list[dict[str, Any]], lines: list[bytes]) -> None:
+        """Store ``events`` whose JSON serialisations are ``lines`` (a trailing newline is dropped)."""
         rows = [
             (
                 e["@timestamp"],
@@ -103,9 +107,9 @@ class EventStore:
                 e.get("network.community_id"),
                 e.get("otsentry.pcap.file"),
                 e.get("otsentry.pcap.frame"),
-                dumps(e).decode(),
+                line.rstrip(b"\n").decode(),
             )
-            for e in events
+            for e, line in zip(events, lines, strict=True)
         ]
         with self.conn:
             self.conn.executemany(_EVENT_INSERT, rows)
