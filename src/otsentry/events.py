@@ -23,11 +23,7 @@ _SECOND_PREFIX: dict[int, str] = {}
 
 def format_timestamp(ts: float) -> str:
     """Packet time as RFC 3339 UTC with microseconds, e.g. ``2024-05-01T12:00:00.123456Z``."""
-    sec = int(ts)
-    usec = round((ts - sec) * 1_000_000)
-    if usec >= 1_000_000:
-        sec += 1
-        usec -= 1_000_000
+    sec, usec = divmod(round(ts * 1_000_000), 1_000_000)
     prefix = _SECOND_PREFIX.get(sec)
     if prefix is None:
         if len(_SECOND_PREFIX) > 4096:
