@@ -29,11 +29,20 @@ _EPOCH = datetime(1970, 1, 1)
 _MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: datetime's limit
 
 
+_SECOND_TEXT: dict[int, str] = {}  # event times cluster: render each second once
+
+
 def ms_to_iso(ms: int) -> str | None:
     """DNP3 absolute time (ms since 1970-01-01 UTC, 48 bits) as RFC 3339, None past year 9999."""
     if ms > _MAX_MS:
         return None
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    sec, milli = divmod(ms, 1000)
+    text = _SECOND_TEXT.get(sec)
+    if text is None:
+        if len(_SECOND_TEXT) > 4096:
+            _SECOND_TEXT.clear()
+        text = _SECOND_TEXT[sec] = (_EPOCH + timedelta(seconds=sec)).isoformat()
+    return f"{text}.{milli:03d}Z"
 
 
 # --- bulk decoding ---------------------------------------------------------------------------------
