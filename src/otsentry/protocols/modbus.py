@@ -568,8 +568,9 @@ class ModbusAnalyzer:
             tid, pid, length, unit, fc = _MBAP.unpack_from(data, pos)
             if pid or length < 2 or length > MAX_LENGTH:
                 reason = f"invalid MBAP header: protocol id {pid}, length {length}"
-                # In sync, the header's ids are real: keep them so the analyst can find the sender's request.
-                error = decode_error_fields(PROTOCOL, reason, **{"modbus.transaction_id": tid, "modbus.unit_id": unit})
+                # In sync, the header's ids are real: keep them so the analyst can find the request.
+                ids = {"modbus.transaction_id": tid, "modbus.unit_id": unit}
+                error = decode_error_fields(PROTOCOL, reason, **ids)
                 out.append((direction, ts, frame, error))
                 synced = False
                 pos += 1
