@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -17,6 +18,9 @@ from otsentry.logs import configure_logging
 from otsentry.parallel import replay_parallel
 from otsentry.sensor import JsonLinesSink, Sensor, Summary
 from otsentry.store import EventStore
+
+if TYPE_CHECKING:
+    from otsentry.analysis import Analysis
 
 
 @click.group()
@@ -43,10 +47,27 @@ def cli(log_format: str) -> None:
 @click.option("--observer-name", default="otsentry", show_default=True, help="observer.name in every event.")
 @click.option("--summary-json", is_flag=True, help="Print the run summary as JSON instead of a table.")
 @click.option(
+    "--alerts-out", type=click.Path(dir_okay=False, path_type=Path), help="Write alerts as JSON lines."
+)
+@click.option(
+    "--rules",
+    "rule_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Sigma rule file or folder (repeatable); default: the bundled pack.",
+)
+@click.option(
+    "--baseline",
+    "baseline_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Detect deviations from this baseline file (default: the one in --db, if any).",
+)
+@click.option("--no-detect", is_flag=True, help="Decode only: no inventory, baseline or Sigma stages.")
+@click.option(
     "--workers",
     default="auto",
     show_default=True,
-    help="Worker processes, sharded by flow; 'auto' uses every core for captures over 64 MiB.",
+    help="Decoding processes, sharded by flow (needs --no-detect); 'auto': all cores over 16 MiB.",
 )
 def replay(
     captures: tuple[Path, ...],
@@ -54,17 +75,30 @@ def replay(
     db: Path | None,
     observer_name: str,
     summary_json: bool,
+    alerts_out: Path | None,
+    rule_paths: tuple[Path, ...],
+    baseline_file: Path | None,
+    no_detect: bool,
     workers: str,
 ) -> None:
-    """Decode pcap/pcapng CAPTURES into OT protocol events."""
+    """Decode pcap/pcapng CAPTURES into OT protocol events, inventory and alerts."""
     missing = [str(p) for p in captures if not p.exists()]
     if missing:
         raise click.UsageError(f"no such capture: {', '.join(missing)}")
-    count = _worker_count(workers, captures)
+    count = _worker_count(workers, captures, analysing=not no_detect)
     if count > 1:
         summary = replay_parallel(list(captures), count, events_out, db, observer_name)
     else:
-        summary = _replay_here(captures, events_out, db, observer_name, show_progress=not summary_json)
+        analysis = None
+        if not no_detect:
+            from otsentry.analysis import build_analysis  # pySigma loads only when detection runs
+
+            analysis = build_analysis(
+                db, list(rule_paths) or None, alerts_out=alerts_out, baseline_file=baseline_file
+            )
+        summary = _replay_here(
+            captures, events_out, db, observer_name, show_progress=not summary_json, analysis=analysis
+        )
     if summary_json:
         click.echo(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -74,16 +108,21 @@ def replay(
     sys.exit(2 if summary.capture_errors else 0)
 
 
-def _worker_count(workers: str, captures: tuple[Path, ...]) -> int:
-    if workers != "auto":
-        try:
-            return max(1, int(workers))
-        except ValueError:
-            raise click.BadParameter(
-                f"expected a number or 'auto', got {workers!r}", param_hint="--workers"
-            ) from None
-    big = sum(p.stat().st_size for p in captures) > 64 * 1024 * 1024
-    return (os.cpu_count() or 1) if big else 1
+def _worker_count(workers: str, captures: tuple[Path, ...], analysing: bool) -> int:
+    """Workers for decoding. Inventory and detection need every flow in one process (a
+    correlation may span flows), so with them the replay runs in one process."""
+    if workers == "auto":
+        big = sum(p.stat().st_size for p in captures) > 16 * 1024 * 1024
+        return (os.cpu_count() or 1) if big and not analysing else 1
+    try:
+        count = max(1, int(workers))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a number or 'auto', got {workers!r}", param_hint="--workers"
+        ) from None
+    if count > 1 and analysing:
+        raise click.UsageError("--workers above 1 decodes only: add --no-detect")
+    return count
 
 
 def _replay_here(
@@ -92,11 +131,12 @@ def _replay_here(
     db: Path | None,
     observer_name: str,
     show_progress: bool,
+    analysis: Analysis | None = None,
 ) -> Summary:
     """Replay in this process, with a progress bar on a terminal."""
     sink = JsonLinesSink(events_out) if events_out else None
     store = EventStore(db) if db else None
-    sensor = Sensor(observer_name=observer_name, events_out=sink, store=store)
+    sensor = Sensor(observer_name=observer_name, events_out=sink, store=store, analysis=analysis)
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
@@ -124,6 +164,8 @@ def _print_summary(summary: Summary) -> None:
     table.add_row("time", f"{summary.seconds:.2f} s ({summary.packets_per_second:,.0f} packets/s)")
     for dataset, count in sorted(summary.events.items()):
         table.add_row(f"events {dataset.removeprefix('otsentry.')}", f"{count:,}")
+    for level, count in sorted(summary.alerts.items()):
+        table.add_row(f"alerts {level}", f"[red]{count:,}[/]")
     for protocol, count in sorted(summary.decode_errors.items()):
         table.add_row(f"decode errors {protocol}", f"[yellow]{count:,}[/]")
     skipped = {k: v for k, v in summary.decoder.items() if k != "decoded" and v}
@@ -133,6 +175,19 @@ def _print_summary(summary: Summary) -> None:
     for name, count in sorted(tcp.items()):
         table.add_row(f"tcp {name.replace('_', ' ')}", f"{count:,}")
     console.print(table)
+
+
+def _register_commands() -> None:
+    """The inventory, detection, forwarding, live and console commands live beside their code."""
+    from otsentry.detect import cli as detect_cli
+    from otsentry.inventory import cli as inventory_cli
+    from otsentry.outputs import cli as outputs_cli
+
+    for module in (inventory_cli, detect_cli, outputs_cli):
+        module.register(cli)
+
+
+_register_commands()
 
 
 def main() -> None:

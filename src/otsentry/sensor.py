@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,6 +22,9 @@ from otsentry.net.flows import ATTACHED, Flow, FlowLimits, FlowTable
 from otsentry.protocols import ProtocolSpec, all_specs
 from otsentry.protocols.base import Message
 from otsentry.store import EventStore
+
+if TYPE_CHECKING:  # the analysis stages are optional; importing them pulls in pySigma
+    from otsentry.analysis import Analysis
 
 EventSink = Callable[[list[Event]], None]
 BATCH = 8192
@@ -40,6 +43,7 @@ class Summary:
     decoder: Counter[str] = field(default_factory=Counter)
     tcp: dict[str, int] = field(default_factory=dict)
     capture_errors: list[str] = field(default_factory=list)
+    alerts: Counter[str] = field(default_factory=Counter)  # by log.level
     seconds: float = 0.0
 
     @property
@@ -57,6 +61,7 @@ class Summary:
             "decoder": dict(self.decoder),
             "tcp": self.tcp,
             "capture_errors": self.capture_errors,
+            "alerts": dict(self.alerts),
             "seconds": round(self.seconds, 3),
             "packets_per_second": round(self.packets_per_second),
         }
@@ -87,8 +92,10 @@ class Sensor:
         specs: list[ProtocolSpec] | None = None,
         limits: FlowLimits | None = None,
         shard: tuple[int, int] | None = None,
+        analysis: Analysis | None = None,
     ) -> None:
         self.sinks = list(sinks)
+        self.analysis = analysis  # enrichment and detection, between decoding and the sinks
         # (index, count): handle only the flows that hash to this worker (see parallel.py).
         self.shard = shard
         self.store = store
@@ -129,6 +136,8 @@ class Sensor:
         events = self.pending
         if events:
             self.pending = []
+            if self.analysis is not None:
+                self.analysis(events)
             for sink in self.sinks:
                 sink(events)
             if self.serialised_sinks:
@@ -181,6 +190,8 @@ class Sensor:
             self.decoder.flush()
             self.flows.flush()
             self.flush_events()
+            if self.analysis is not None:
+                self.analysis.end_of_capture(path)
             self.summary.seconds += perf_counter() - started
 
     def close(self) -> Summary:
@@ -191,6 +202,9 @@ class Sensor:
         summary.decoder = Counter(self.decoder.counters)
         summary.tcp = self.flows.tcp_stats.as_dict()
         summary.ip_packets = summary.decoder.get("decoded", 0)
+        if self.analysis is not None:
+            summary.alerts = self.analysis.counts
+            self.analysis.close()
         for sink in (*self.sinks, *self.serialised_sinks):
             close = getattr(sink, "close", None)
             if close is not None:
