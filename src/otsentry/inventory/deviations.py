@@ -407,10 +407,10 @@ class Detector:
         self, out: list[Event], key: PairKey, pair: BaselinePair, obs: Observation, event: Event
     ) -> None:
         direction = REQUEST if obs.from_initiator else RESPONSE
-        pid = pair_id(key)
         for name, code, fclass, touched in obs.calls:
             learned = pair.functions.get((direction, name))
             if learned is None:
+                pid = pair_id(key)
                 known = sorted(n for d, n in pair.functions if d == direction)
                 shown = f"{name} ({code})" if code is not None else name
                 dev = self._once(
@@ -430,15 +430,16 @@ class Detector:
             for space, lo, hi in touched:
                 ranges = learned.ranges.get(space)
                 if hi is None:
-                    missing: list[Any] = (
-                        [] if isinstance(ranges, ItemSet) and str(lo) in ranges else [str(lo)]
-                    )
+                    if isinstance(ranges, ItemSet) and str(lo) in ranges:
+                        continue
+                    missing: list[Any] = [str(lo)]
                     allowed: Any = ranges.render() if isinstance(ranges, ItemSet) else []
                 else:
+                    if isinstance(ranges, RangeSet) and (lo, hi) in ranges:
+                        continue
                     missing = ranges.outside(lo, hi) if isinstance(ranges, RangeSet) else [(lo, hi)]
                     allowed = ranges.render() if isinstance(ranges, RangeSet) else ""
-                if not missing:
-                    continue
+                pid = pair_id(key)
                 shown = _render_spans(missing)
                 allowed_text = allowed if isinstance(allowed, str) else ",".join(allowed)
                 dev = self._once(
@@ -513,7 +514,9 @@ class Detector:
         window.intervals.append(dt)
         if len(window.intervals) < t.poll_window:
             return
-        median = statistics.median(window.intervals)
+        ordered = sorted(window.intervals)
+        mid = len(ordered) // 2
+        median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
         tolerance = max(
             t.poll_tolerance * learned.period, t.poll_jitter_factor * learned.jitter, t.poll_min_tolerance
         )
