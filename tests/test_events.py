@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otsentry.events import format_timestamp
+from otsentry.events import format_timestamp, serialise
+from otsentry.sensor import Sensor
+from shared import SAMPLE_PCAPS
 
 
 @given(st.integers(min_value=0, max_value=4_102_444_800), st.integers(min_value=0, max_value=999_999))
@@ -19,3 +22,25 @@ def test_pcap_seconds_and_microseconds_render_exactly(sec: int, usec: int) -> No
 
 def test_rounding_carries_into_the_next_second() -> None:
     assert format_timestamp(1715666400.9999996) == "2024-05-14T06:00:01.000000Z"
+
+
+def test_serialised_lines_are_exactly_orjsons() -> None:
+    """The per-flow JSON splice gives the very bytes orjson gives for the whole event."""
+    captured: list[tuple[list[dict], list]] = []
+    sensor = Sensor()
+    real_flush = sensor.flush_events
+
+    def keep_and_flush() -> None:
+        captured.append((list(sensor.pending), list(sensor.pending_parts)))
+        real_flush()
+
+    sensor.flush_events = keep_and_flush  # type: ignore[method-assign]
+    for capture in sorted(SAMPLE_PCAPS.glob("*.pcap")):
+        sensor.replay(capture)
+    sensor.close()
+    events = [e for batch, _ in captured for e in batch]
+    parts = [p for _, batch in captured for p in batch]
+    assert len(events) > 500
+    events[0]["otsentry.extra"] = "added by a later stage"  # must fall back to a whole dump
+    lines = serialise(events, parts)
+    assert lines == [orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in events]

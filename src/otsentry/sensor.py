@@ -13,10 +13,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import IO, TYPE_CHECKING, Any
 
-import orjson
-
 from otsentry.capture import CaptureError, RawFrame, read_capture
-from otsentry.events import Event, EventBuilder, community_id, format_timestamp
+from otsentry.events import Event, EventBuilder, Parts, community_id, format_timestamp, serialise
 from otsentry.net.decode import Decoder
 from otsentry.net.flows import ATTACHED, Flow, FlowLimits, FlowTable
 from otsentry.protocols import ProtocolSpec, all_specs
@@ -106,12 +104,13 @@ class Sensor:
         self.flows = FlowTable(specs or all_specs(), self._on_messages, self._on_flow_end, limits)
         self.summary = Summary()
         self.pending: list[Event] = []
+        self.pending_parts: list[Parts] = []  # aligned with pending, for serialise()
         self.flow_records: list[dict[str, Any]] = []
 
     # -- stages ------------------------------------------------------------------------------
 
     def _on_messages(self, flow: Flow, messages: list[Message]) -> None:
-        events = self.builder.build(flow, messages)
+        events = self.builder.build(flow, messages, self.pending_parts)
         summary = self.summary
         for event in events:
             dataset = event["event.dataset"]
@@ -133,16 +132,15 @@ class Sensor:
         self.flow_records.append(record)
 
     def flush_events(self) -> None:
-        events = self.pending
+        events, parts = self.pending, self.pending_parts
         if events:
-            self.pending = []
+            self.pending, self.pending_parts = [], []
             if self.analysis is not None:
                 self.analysis(events)
             for sink in self.sinks:
                 sink(events)
             if self.serialised_sinks:
-                dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-                lines = [dumps(e, option=opt) for e in events]
+                lines = serialise(events, parts[: len(events)])
                 for serialised in self.serialised_sinks:
                     serialised.write(events, lines)
         if self.flow_records and self.store is not None:

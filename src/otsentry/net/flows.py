@@ -104,7 +104,7 @@ class Flow:
         self.community_id: str | None = None  # computed by the event builder on first use
         self.cur_ts = pkt.ts
         self.cur_frame = pkt.frame
-        self.event_base: list[dict[str, Any]] | None = None  # cached per-direction event fields
+        self.event_base: Any = None  # per-direction event fields, built by the event builder
 
     def record(self) -> dict[str, Any]:
         """The flow record kept after the flow ends (column names of the ``flows`` table)."""
