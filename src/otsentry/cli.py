@@ -182,8 +182,9 @@ def _register_commands() -> None:
     from otsentry.detect import cli as detect_cli
     from otsentry.inventory import cli as inventory_cli
     from otsentry.outputs import cli as outputs_cli
+    from otsentry.web import cli as web_cli
 
-    for module in (inventory_cli, detect_cli, outputs_cli):
+    for module in (inventory_cli, detect_cli, outputs_cli, web_cli):
         module.register(cli)
 
 
