@@ -179,12 +179,13 @@ def _print_summary(summary: Summary) -> None:
 
 def _register_commands() -> None:
     """The inventory, detection, forwarding, live and console commands live beside their code."""
+    from otsentry import runner_cli
     from otsentry.detect import cli as detect_cli
     from otsentry.inventory import cli as inventory_cli
     from otsentry.outputs import cli as outputs_cli
     from otsentry.web import cli as web_cli
 
-    for module in (inventory_cli, detect_cli, outputs_cli, web_cli):
+    for module in (runner_cli, inventory_cli, detect_cli, outputs_cli, web_cli):
         module.register(cli)
 
 
