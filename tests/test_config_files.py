@@ -63,7 +63,7 @@ poll_interval = 0.2
 name = "siem"
 transport = "udp"
 [inventory]
-anything = "validated by the inventory stage"
+max_assets = 5000
 """)
     config = load_config(path)
     assert config.sensor.protocols == ("modbus", "dnp3")
@@ -72,7 +72,7 @@ anything = "validated by the inventory stage"
     assert config.flows.limits() == FlowLimits(tcp_idle=1200.0, max_flows=50000)
     assert isinstance(config.flows.tcp_idle, float)
     assert config.forward == {"poll_interval": 0.2, "destination": [{"name": "siem", "transport": "udp"}]}
-    assert config.inventory == {"anything": "validated by the inventory stage"}
+    assert config.inventory == {"max_assets": 5000}
     assert parse_config(config.to_dict(), str(path)) == config  # the dict form round-trips
 
 
@@ -206,3 +206,19 @@ def test_every_run_flag_is_a_config_key() -> None:
         assert key in keys, f"{param.opts}: {help_text!r}"
         flagged.add(key)
     assert len(flagged) == 14
+
+
+def test_baseline_and_inventory_tables_reach_the_analysis_stage(tmp_path: Path) -> None:
+    """Deviation thresholds and inventory limits come from the config file, checked at start."""
+    from otsentry.analysis import build_analysis
+
+    good = tmp_path / "good.toml"
+    good.write_text("[baseline]\npoll_tolerance = 0.5\n[inventory]\nmax_pairs = 1000\n")
+    config = load_config(good)
+    analysis = build_analysis(None, None, detect=False, thresholds=config.baseline, limits=config.inventory)
+    assert analysis.enricher.inventory.limits.max_pairs == 1000
+    assert config.baseline == {"poll_tolerance": 0.5}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[baseline]\npoll_tolerence = 0.5\n")
+    with pytest.raises(ConfigError, match=r"\[baseline\]: unknown thresholds setting\(s\): poll_tolerence"):
+        load_config(bad)

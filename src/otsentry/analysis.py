@@ -20,6 +20,7 @@ from otsentry.detect.engine import DetectionEngine, bundled_rules_dir
 from otsentry.detect.evidence import cut_from_capture, requests_from_alerts
 from otsentry.inventory.baseline import Baseline
 from otsentry.inventory.enrich import Enricher
+from otsentry.inventory.settings import Limits, Thresholds, from_mapping
 from otsentry.inventory.store import InventoryStore
 
 Event = dict[str, Any]
@@ -81,20 +82,28 @@ def build_analysis(
     detect: bool = True,
     alerts_out: Path | None = None,
     baseline_file: Path | None = None,
+    thresholds: dict[str, Any] | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> Analysis:
     """The analysis stages for a replay or a live run.
 
     With ``db`` the inventory, alerts and their outbox are stored there and evidence pcaps go to
     ``evidence/`` beside it. The baseline comes from ``baseline_file``, else from the database
     when one has been learned or imported; without a baseline only Sigma rules fire.
+    ``thresholds`` and ``limits`` are the config file's ``[baseline]`` and ``[inventory]`` tables;
+    an unknown key raises ``ValueError`` naming it, before anything runs.
     """
+    deviation_thresholds = from_mapping(Thresholds, thresholds)
+    inventory_limits = from_mapping(Limits, limits)
     inventory_store = InventoryStore(db) if db else None
     baseline = None
     if baseline_file is not None:
         baseline = Baseline.from_text(baseline_file.read_text())
     elif inventory_store is not None:
         baseline = inventory_store.load_baseline()
-    enricher = Enricher(baseline=baseline, store=inventory_store)
+    enricher = Enricher(
+        baseline=baseline, thresholds=deviation_thresholds, limits=inventory_limits, store=inventory_store
+    )
     engine = None
     if detect:
         engine = DetectionEngine.from_paths(

@@ -188,9 +188,21 @@ def parse_config(doc: Mapping[str, Any], source: str, origin: str | None = None)
         if not isinstance(table, Mapping):
             raise ConfigError(f"{where}: {name}: expected a table, got {_describe_value(table)}")
         values[name] = dict(table)
+    _check_stage_tables(values, where)
     config = Config(**values, source=source)
     _check(config, where)
     return config
+
+
+def _check_stage_tables(values: dict[str, Any], where: str) -> None:
+    """The inventory and baseline tables are checked here, at start, by the classes they fill."""
+    from otsentry.inventory.settings import Limits, Thresholds, from_mapping
+
+    for name, cls in (("baseline", Thresholds), ("inventory", Limits)):
+        try:
+            from_mapping(cls, values[name])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: [{name}]: {exc}") from None
 
 
 # -- typed fields ----------------------------------------------------------------------------------

@@ -322,6 +322,8 @@ class Collector:
             detect=a.detect,
             alerts_out=None,  # written here, appending
             baseline_file=Path(a.baseline) if a.baseline else None,
+            thresholds=config.baseline,
+            limits=config.inventory,
         )
         if analysis.engine is not None:
             analysis.engine.evidence_dir = None  # no capture file to cut evidence from in live mode
