@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import ami_scenarios
 import dnp3_scenarios
 import edge_scenarios
 import linktypes
@@ -25,6 +26,9 @@ CAPTURES: list[Callable[[], Capture]] = [
     edge_scenarios.dnp3_transport_wrap,
     edge_scenarios.dnp3_short_final_segment,
     edge_scenarios.tcp_midstream,
+    ami_scenarios.dlms_disconnect,
+    ami_scenarios.c1222_procedures,
+    ami_scenarios.iec104_control,
 ]
 
 

@@ -73,7 +73,7 @@ def test_committed_captures_equal_a_fresh_run(fresh: Path) -> None:
 
 def test_sample_captures_are_small() -> None:
     captures = _committed_captures()
-    assert len(captures) == 19
+    assert len(captures) == 22
     assert {p.name for p in captures if p.stat().st_size >= MAX_SAMPLE_BYTES} == set()
 
 
@@ -124,8 +124,14 @@ def _capture_id(path: Path) -> str:
     return str(path.relative_to(PCAPS))
 
 
+# The AMI/grid captures carry no Modbus/DNP3 function codes; iec104 has its own tshark check below.
+AMI_PREFIXES = ("dlms_", "c1222_", "iec104_")
+
+
 @needs_tshark
-@pytest.mark.parametrize("capture", _committed_captures(), ids=_capture_id)
+@pytest.mark.parametrize(
+    "capture", [p for p in _committed_captures() if not p.name.startswith(AMI_PREFIXES)], ids=_capture_id
+)
 def test_function_codes_agree_with_tshark_frame_by_frame(capture: Path) -> None:
     truth = load_truth(capture)
     rows = _tshark_rows(capture)
@@ -279,3 +285,19 @@ def test_suricata_stops_logging_after_a_short_final_segment(tmp_path: Path) -> N
     lost = _differences(truth, "suricata", "function_code")
     assert len(lost) >= 10
     assert logged and max(logged) < min(lost)
+
+
+@needs_tshark
+def test_iec104_type_ids_and_causes_agree_with_tshark() -> None:
+    capture = PCAPS / "iec104_control.pcap"
+    truth = load_truth(capture)
+    rows = tshark_fields(capture, ("iec60870_asdu.typeid", "iec60870_asdu.causetx"))
+    seen = {int(row[0]): (_ints(row[1]), _ints(row[2])) for row in rows if row[1]}
+    expected = {
+        f["frame"]: ([m["type_id"]], [m["cot"]])
+        for f in truth["frames"]
+        for m in f["messages"]
+        if "type_id" in m
+    }
+    assert len(expected) == 13
+    assert seen == expected

@@ -42,6 +42,31 @@ BY_PROTOCOL = {
         "object_gv": "dnp3.object_gv",
         "iin": "dnp3.iin",
     },
+    "dlms": {
+        "class_id": "dlms.class_id",
+        "obis": "dlms.obis",
+        "attribute_id": "dlms.attribute_id",
+        "method_id": "dlms.method_id",
+        "result": "dlms.result",
+        "meaning": "dlms.meaning",
+    },
+    "c1222": {
+        "pdu_type": "c1222.pdu_type",
+        "service": "c1222.service",
+        "response_code": "c1222.response_code",
+        "procedure_id": "c1222.procedure.id",
+        "procedure_result": "c1222.procedure.result",
+    },
+    "iec104": {
+        "type_id": "iec104.type_id",
+        "cot": "iec104.cot",
+        "u_function": "iec104.u_function",
+        "send_seq": "iec104.send_seq",
+        "recv_seq": "iec104.recv_seq",
+        "common_address": "iec104.common_address",
+        "ioa": "iec104.ioa",
+        "select": "iec104.select",
+    },
 }
 
 
