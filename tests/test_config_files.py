@@ -222,3 +222,18 @@ def test_baseline_and_inventory_tables_reach_the_analysis_stage(tmp_path: Path) 
     bad.write_text("[baseline]\npoll_tolerence = 0.5\n")
     with pytest.raises(ConfigError, match=r"\[baseline\]: unknown thresholds setting\(s\): poll_tolerence"):
         load_config(bad)
+
+
+def test_c1222_vendor_procedures_come_from_the_config_file(tmp_path: Path) -> None:
+    """Remote connect/disconnect are manufacturer procedures: their meaning is configured per vendor."""
+    from otsentry.capture.bpf import enabled_specs
+    from otsentry.config import c1222_spec
+
+    path = tmp_path / "otsentry.toml"
+    path.write_text('[c1222.vendor_procedures.GE]\nMP12 = "remote_disconnect"\n13 = "remote_connect"\n')
+    config = load_config(path)
+    (spec,) = [s for s in enabled_specs(c1222=c1222_spec(config.c1222)) if s.name == "c1222"]
+    assert spec.stream_analyzer.args[0] == {"GE": {12: "remote_disconnect", 13: "remote_connect"}}
+    path.write_text('[c1222.vendor_procedures.GE]\nMP4096 = "remote_disconnect"\n')
+    with pytest.raises(ConfigError, match=r"\[c1222\]: manufacturer procedure 'MP4096'"):
+        load_config(path)

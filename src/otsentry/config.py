@@ -25,7 +25,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from otsentry.net.flows import FlowLimits
 
-PASS_THROUGH = ("inventory", "baseline", "detect", "forward", "web")
+PASS_THROUGH = ("inventory", "baseline", "detect", "forward", "web", "c1222")
 MAX_FRAME = 65535 + 22  # an IP datagram of 64 KiB behind Ethernet and two VLAN tags
 
 
@@ -132,6 +132,9 @@ class Config:
     detect: dict[str, Any] = field(default_factory=dict)
     forward: dict[str, Any] = field(default_factory=dict)
     web: dict[str, Any] = field(default_factory=dict)
+    # ANSI C12.22: per-vendor manufacturer procedure meanings ({"GE": {"MP12": "remote_disconnect"}})
+    # and the default C12.19 data order; see protocols/c1222.spec_with.
+    c1222: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"  # where it came from, for error messages and SIGHUP reloads
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,6 +206,20 @@ def _check_stage_tables(values: dict[str, Any], where: str) -> None:
             from_mapping(cls, values[name])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: [{name}]: {exc}") from None
+    try:
+        c1222_spec(values["c1222"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{where}: [c1222]: {exc}") from None
+
+
+def c1222_spec(table: dict[str, Any]) -> Any:
+    """The C12.22 protocol spec for the ``[c1222]`` table (its vendor procedure tables)."""
+    from otsentry.protocols.c1222 import spec_with
+
+    unknown = sorted(set(table) - {"vendor_procedures", "big_endian_tables"})
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+    return spec_with(table.get("vendor_procedures"), bool(table.get("big_endian_tables", False)))
 
 
 # -- typed fields ----------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from otsentry.capture.live import (
     Source,
     interface_rx_packets,
 )
-from otsentry.config import Config, ConfigError, load_config, resolve_workers
+from otsentry.config import Config, ConfigError, c1222_spec, load_config, resolve_workers
 from otsentry.events import format_timestamp
 from otsentry.health import HealthMonitor, InterfaceCounters, PipelineCounters
 from otsentry.logs import configure_logging, get_logger
@@ -145,7 +145,7 @@ class CaptureWorker:
         self.sensor = Sensor(
             observer_name=config.sensor.name,
             sinks=[emit],
-            specs=bpf.enabled_specs(config.sensor.protocols),
+            specs=bpf.enabled_specs(config.sensor.protocols, c1222=c1222_spec(config.c1222)),
             limits=config.flows.limits(),
         )
         self.log = get_logger(component="capture", worker=index)

@@ -42,10 +42,12 @@ class FilterError(ValueError):
     """libpcap refused the filter text; the message is libpcap's."""
 
 
-def enabled_specs(names: Iterable[str] = ()) -> list[ProtocolSpec]:
-    """The protocol specs named (all of them when ``names`` is empty), in probe order."""
+def enabled_specs(names: Iterable[str] = (), c1222: ProtocolSpec | None = None) -> list[ProtocolSpec]:
+    """The protocol specs named (all of them when ``names`` is empty), in probe order; ``c1222``
+    replaces the default C12.22 spec (one configured with vendor procedure tables)."""
     wanted = set(names)
-    return [s for s in all_specs() if not wanted or s.name in wanted]
+    specs = [c1222 if c1222 is not None and s.name == "c1222" else s for s in all_specs()]
+    return [s for s in specs if not wanted or s.name in wanted]
 
 
 def _ports_clause(proto: str, ports: Iterable[int]) -> str | None:
