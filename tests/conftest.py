@@ -8,6 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run so a red build always means a change broke something;
+# `pytest --hypothesis-profile=fuzz tests/*fuzz*.py` (in a loop) is the bug-hunting campaign.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("fuzz", derandomize=False)
+settings.load_profile("ci")
 
 # These files create and delete network namespaces and veth pairs. Chromium aborts page loads with
 # ERR_NETWORK_CHANGED when interfaces come and go, so the browser tests and these never run at the

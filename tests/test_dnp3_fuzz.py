@@ -9,7 +9,7 @@ import struct
 import time
 from functools import cache
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from dnp3_frames import app_request, app_response, class_poll, crob, frames
@@ -130,6 +130,8 @@ def mutated_fragment(draw: st.DrawFn) -> bytes:
 
 @FUZZ
 @given(mutated_fragment(), st.integers(0, 63), st.integers(1, 249))
+# A READ naming g12v1 indexes: index-only CROB points once crashed the flat control arrays.
+@example(b"\xc3\x01\x0c\x01(\x01\x00\x9f\x86\x03\x01d\x00\x00\x00d\x00\x00\x00\x00", 0, 1)
 def test_mutated_valid_fragments_with_good_crcs(fragment: bytes, first_seq: int, max_data: int) -> None:
     wire = frames(fragment, source=10, destination=1, master=False, first_seq=first_seq, max_data=max_data)
     started = time.perf_counter()

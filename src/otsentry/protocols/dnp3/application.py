@@ -400,11 +400,14 @@ def _flatten(objects: list[dict[str, Any]], fields: dict[str, Any]) -> None:
         points = obj.get("points") if group in FLAT_GROUPS else None
         if not points:
             continue
+        # Index-only points (e.g. a READ naming g12v1 indexes) carry no command to flatten.
         if group == 12 and obj["variation"] == 1:
-            for key, name in _CONTROL_FIELDS:
+            points = [p for p in points if "code" in p]
+            for key, name in _CONTROL_FIELDS if points else ():
                 fields[name] = fields.get(name, []) + [p[key] for p in points]
         elif group == 41:
-            for key, name in _ANALOG_OUTPUT_FIELDS:
+            points = [p for p in points if "value" in p]
+            for key, name in _ANALOG_OUTPUT_FIELDS if points else ():
                 fields[name] = fields.get(name, []) + [p[key] for p in points]
         elif group == 70:
             names = [p["file_name"] for p in points if p.get("file_name")]
