@@ -13,15 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 PCAPS = REPO / "pcaps"
 PYTHON = sys.executable
 
-# ``otsentry run`` whether or not the lead has wired it into the main group yet.
-OTSENTRY = [
-    PYTHON,
-    "-c",
-    "from otsentry.cli import cli\n"
-    "if 'run' not in cli.commands:\n"
-    "    from otsentry.runner_cli import register; register(cli)\n"
-    "cli(prog_name='otsentry')",
-]
+OTSENTRY = [PYTHON, "-m", "otsentry"]
 
 # Fields that depend on how the frames were read, not on what was on the wire.
 READER_FIELDS = {

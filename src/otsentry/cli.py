@@ -23,7 +23,28 @@ if TYPE_CHECKING:
     from otsentry.analysis import Analysis
 
 
-@click.group()
+class _LazyCommands(click.Group):
+    """Loads the other command modules (Sigma, the web console, …) only when one of them is asked for,
+    so ``otsentry replay`` does not pay for importing them."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            type(self)._loaded = True
+            _register_commands()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._load()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyCommands)
 @click.version_option(__version__, prog_name="otsentry")
 @click.option(
     "--log-format",
@@ -187,9 +208,6 @@ def _register_commands() -> None:
 
     for module in (runner_cli, inventory_cli, detect_cli, outputs_cli, web_cli):
         module.register(cli)
-
-
-_register_commands()
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -23,8 +24,13 @@ MIN_PASSWORD = 12
 
 # argon2-cffi's defaults are RFC 9106's second recommendation (argon2id, t=3, m=64 MiB, p=4).
 _HASHER = PasswordHasher()
-# Unknown users are checked against this hash so that a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("otsentry-no-such-user")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Unknown users are checked against this hash so that a wrong name costs as long as a wrong password
+    (made on first use: hashing at import would slow every ``otsentry`` command)."""
+    return _HASHER.hash("otsentry-no-such-user")
 
 
 class UserError(ValueError):
@@ -122,7 +128,7 @@ class UserStore:
         row = self.conn.execute(
             "SELECT password_hash, role FROM web_users WHERE username = ?", (username,)
         ).fetchone()
-        stored = row[0] if row else _DUMMY_HASH
+        stored = row[0] if row else _dummy_hash()
         try:
             _HASHER.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
