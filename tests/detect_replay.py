@@ -31,6 +31,11 @@ def learn(captures: list[Path]) -> Baseline:
     return Baseline.learn(learner.inventory)
 
 
+def golden_baseline(learned_on: list[str] | None, pcaps: Path) -> Baseline | None:
+    """The baseline a golden file names (captures under ``pcaps``); None means replay without one."""
+    return None if learned_on is None else learn([pcaps / name for name in learned_on])
+
+
 def detect(captures: list[Path], baseline: Baseline | None = None) -> list[dict[str, Any]]:
     """Alerts of a replay: enrichment (and baseline deviations when a baseline is given), then Sigma."""
     det = engine()

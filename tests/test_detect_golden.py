@@ -1,7 +1,9 @@
 """End to end: captures → sensor → inventory stage → detection engine, against truth-derived expectations.
 
-* Sample captures: the alerts equal ``tests/data/detect_golden/<capture>.json`` (rule, frame, count),
-  which ``tests/detect_golden.py`` derives from the generator's truth files — checked here too.
+* Sample captures (every one in pcaps/, link-type variants included): the alerts equal
+  ``tests/data/detect_golden/<capture>.json`` (rule, frame, count), which ``tests/detect_golden.py``
+  derives from the generator's truth files — checked here too — both with the baseline the file names
+  and, for captures that have one, without any baseline.
 * Shared captures: a listed benign set raises no Sigma alert after learning a baseline on it; a
   committed must-fire map (what the file names and MANIFEST say the captures hold, ISSUE-NOTES'
   list of non-benign captures) names the rules that must fire without a baseline.
@@ -15,53 +17,132 @@ from typing import Any
 
 import pytest
 
-from detect_golden import GOLDEN, OUT, expected
-from detect_replay import detect, learn
+from detect_golden import GOLDEN, OUT, capture_file, derive_dnp3, expected, rule_ids
+from detect_replay import detect, golden_baseline, learn
 from otsentry.capture import read_capture
 from otsentry.detect.evidence import cut_from_capture, requests_from_alerts
 from shared import SAMPLE_PCAPS, SHARED_PCAPS, needs_shared
 
-# Frames where the truth and otsentry's analyzers legitimately disagree, so the alert differs.
-EXPECTED_DIFFERENCES: dict[str, dict[tuple[str, int], str]] = {
-    "modbus_suspicious": {
-        ("modbus_write_unknown_client", 103): (
-            "the FC 22 probe of the sweep carries no data bytes: the truth records a mask_write_register "
-            "request, the Modbus analyzer reports it as a decode error (0 data bytes, need 6), so the write "
-            "rule does not see it; the same client's FC 16 write at frame 190 raises the alert instead"
-        ),
-        ("modbus_write_unknown_client", 190): "see frame 103: the first write the analyzer decodes",
-    },
-}
+# capture -> {(rule, frame): reason}: frames where the truth and otsentry legitimately disagree, so the
+# alert differs (in the replay with the golden's baseline or without one). Every entry must still be a
+# difference: a stale one would hide a regression.
+EXPECTED_DIFFERENCES: dict[str, dict[tuple[str, int], str]] = {}
 
 
 def _sigma_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [a for a in alerts if a["rule.ruleset"] in ("sigma", "decoder")]
 
 
+def _golden(capture: str) -> dict[str, Any]:
+    return json.loads((OUT / f"{capture}.json").read_text())
+
+
+def test_every_sample_capture_has_a_golden_file() -> None:
+    captures = {
+        str(p.relative_to(SAMPLE_PCAPS)) for p in SAMPLE_PCAPS.rglob("*") if p.suffix in (".pcap", ".pcapng")
+    }
+    assert {capture_file(c) for c in GOLDEN} == captures
+    files = {str(p.relative_to(OUT).with_suffix("")) for p in OUT.rglob("*.json")}
+    assert files == set(GOLDEN), "golden files without a capture (or captures without a golden file)"
+
+
 @pytest.mark.parametrize("capture", sorted(GOLDEN))
 def test_committed_golden_file_is_the_truth_derivation(capture: str) -> None:
-    committed = json.loads((OUT / f"{capture}.json").read_text())
-    assert committed == expected(capture), "regenerate with: python tests/detect_golden.py"
+    assert _golden(capture) == expected(capture), "regenerate with: python tests/detect_golden.py"
+
+
+def _diff(capture: str, alerts: list[dict[str, Any]], want: list[dict[str, Any]]) -> tuple[list[str], set]:
+    """Unlisted differences as text, and the EXPECTED_DIFFERENCES keys that were differences."""
+    got = {(a["rule.id"], a["otsentry.pcap.frame"]): a["otsentry.alert.count"] for a in _sigma_alerts(alerts)}
+    wanted = {(a["rule_id"], a["frame"]): a["count"] for a in want}
+    names = {rule_id: stem for stem, rule_id in rule_ids().items()}
+    allowed = EXPECTED_DIFFERENCES.get(capture, {})
+    unlisted, used = [], set()
+    for key in sorted(set(got) | set(wanted)):
+        if got.get(key) == wanted.get(key):
+            continue
+        rule = names.get(key[0], key[0])
+        if (rule, key[1]) in allowed:
+            used.add((rule, key[1]))
+        else:
+            unlisted.append(f"{rule} frame {key[1]}: expected count {wanted.get(key)}, got {got.get(key)}")
+    return unlisted, used
 
 
 @pytest.mark.parametrize("capture", sorted(GOLDEN))
 def test_replay_raises_the_golden_alerts(capture: str) -> None:
-    golden = json.loads((OUT / f"{capture}.json").read_text())
-    baseline = learn([SAMPLE_PCAPS / golden["baseline_learned_on"]])
-    alerts = detect([SAMPLE_PCAPS / golden["capture"]], baseline)
-    got = {(a["rule.id"], a["otsentry.pcap.frame"]): a["otsentry.alert.count"] for a in _sigma_alerts(alerts)}
-    want = {(a["rule_id"], a["frame"]): a["count"] for a in golden["alerts"]}
-    names = {rule_id: stem for stem, rule_id in _rule_ids_by_stem().items()}
-    allowed = EXPECTED_DIFFERENCES.get(capture, {})
-    diff = []
-    for key in sorted(set(got) | set(want)):
-        if got.get(key) != want.get(key) and (names.get(key[0]), key[1]) not in allowed:
-            rule = names.get(key[0], key[0])
-            diff.append(f"{rule} frame {key[1]}: expected count {want.get(key)}, got {got.get(key)}")
-    assert diff == []
+    golden = _golden(capture)
+    path = SAMPLE_PCAPS / golden["capture"]
+    alerts = detect([path], golden_baseline(golden["baseline_learned_on"], SAMPLE_PCAPS))
+    unlisted, used = _diff(capture, alerts, golden["alerts"])
+    if "alerts_without_baseline" in golden:
+        bare = detect([path])
+        more, used_bare = _diff(capture, bare, golden["alerts_without_baseline"])
+        unlisted += [f"without a baseline: {line}" for line in more]
+        used |= used_bare
+        alerts += bare
+    assert unlisted == []
+    assert used == set(EXPECTED_DIFFERENCES.get(capture, {})), "stale EXPECTED_DIFFERENCES entries"
     for a in alerts:  # baseline deviations carry their mapping too
         assert a.get("threat.technique.id"), a["rule.name"]
         assert a["otsentry.alert.status"] == "new" and a["otsentry.alert.seq"] >= 1
+
+
+@pytest.mark.parametrize("capture", sorted(c for c in GOLDEN if c.startswith("linktypes/")))
+def test_link_type_variants_expect_what_modbus_polling_expects(capture: str) -> None:
+    """Same traffic, other container or link layer: the same rules with the same counts (the frame
+    numbers of the fragmented variants differ)."""
+
+    def rules(alerts: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        return sorted((a["rule"], a["count"]) for a in alerts)
+
+    variant, original = _golden(capture), _golden("modbus_polling")
+    assert rules(variant["alerts"]) == rules(original["alerts"])
+    assert rules(variant["alerts_without_baseline"]) == rules(original["alerts_without_baseline"])
+    assert variant["alerts_without_baseline"], "the no-baseline pass must expect alerts to be a real check"
+
+
+def _dnp3_control(
+    frame: int, ts: float, fc: int, index: int, code: int = 65, src: str = "10.0.0.1"
+) -> tuple[int, float, dict[str, Any]]:
+    crob = {"group": 12, "variation": 1, "points": [{"index": index, "code": code}]}
+    return (
+        frame,
+        ts,
+        {
+            "protocol": "dnp3",
+            "src": src,
+            "dst": "10.0.0.9",
+            "link_source": 1,
+            "link_destination": 10,
+            "dir": True,
+            "function_code": fc,
+            "object_gv": ["g12v1"],
+            "objects": [crob],
+        },
+    )
+
+
+def test_operate_without_select_derivation() -> None:
+    """No sample capture has an OPERATE without its SELECT: check the oracle itself on near misses
+    (the unpaired OPERATEs are > 60 s apart, so each is an alert of its own)."""
+    msgs = [
+        _dnp3_control(1, 0.0, 3, index=2),
+        _dnp3_control(2, 0.5, 4, index=2),  # paired
+        _dnp3_control(3, 1.0, 4, index=2),  # the SELECT was consumed by frame 2
+        _dnp3_control(4, 100.0, 3, index=2),
+        _dnp3_control(5, 100.4, 4, index=3),  # other point
+        _dnp3_control(6, 200.0, 3, index=2),
+        _dnp3_control(7, 200.4, 4, index=2, code=66),  # other code
+        _dnp3_control(8, 300.0, 3, index=2),
+        _dnp3_control(9, 310.5, 4, index=2),  # select expired
+        _dnp3_control(10, 400.0, 3, index=2, src="10.0.0.2"),
+        _dnp3_control(11, 400.1, 4, index=2),  # the SELECT came from another master
+        _dnp3_control(12, 500.0, 3, index=2),
+        _dnp3_control(13, 509.9, 4, index=2),  # paired, 9.9 s
+    ]
+    fired = [a["frame"] for a in derive_dnp3(msgs, known=None) if a["rule"] == "dnp3_operate_without_select"]
+    assert fired == [3, 5, 7, 9, 11]
 
 
 def test_benign_samples_raise_nothing_after_learning() -> None:
@@ -137,12 +218,6 @@ MUST_FIRE = {
 }
 
 
-def _rule_ids_by_stem() -> dict[str, str]:
-    from detect_golden import rule_ids
-
-    return rule_ids()
-
-
 @needs_shared
 @pytest.mark.shared
 @pytest.mark.parametrize("capture", BENIGN_SHARED)
@@ -156,7 +231,7 @@ def test_benign_shared_capture_is_quiet_after_learning(capture: str) -> None:
 @pytest.mark.shared
 @pytest.mark.parametrize("capture", sorted(MUST_FIRE))
 def test_must_fire_map(capture: str) -> None:
-    ids = _rule_ids_by_stem()
+    ids = rule_ids()
     fired = {a["rule.id"] for a in detect([SHARED_PCAPS / capture])}
     missing = [stem for stem in MUST_FIRE[capture] if ids[stem] not in fired]
     assert missing == []
