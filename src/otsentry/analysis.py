@@ -1,7 +1,9 @@
-"""The stages after decoding: enrichment (inventory, baseline deviations), then detection.
+"""The stages after decoding: enrichment (inventory, baseline deviations, DNP3 command state), then
+detection.
 
 For each batch of protocol events the enricher updates the inventory, adds its context to the
-events and appends baseline deviations; the Sigma engine turns events and deviations into
+events and appends baseline deviations; the DNP3 command tracker adds what needs earlier messages
+(select-before-operate, SAv5 challenges); the Sigma engine turns events and deviations into
 alerts. Protocol events go on to the event sinks; alerts to the alert sinks (the engine has
 already stored them, with their outbox entry, when it has a database). At the end of a capture
 the open correlation windows are judged and the evidence pcaps are cut from the capture.
@@ -19,6 +21,7 @@ from otsentry.detect.alerts import AlertStore
 from otsentry.detect.engine import DetectionEngine, bundled_rules_dir
 from otsentry.detect.evidence import cut_from_capture, requests_from_alerts
 from otsentry.inventory.baseline import Baseline
+from otsentry.inventory.dnp3_commands import Dnp3CommandTracker, settings_from_table
 from otsentry.inventory.enrich import Enricher
 from otsentry.inventory.settings import Limits, Thresholds, from_mapping
 from otsentry.inventory.store import InventoryStore
@@ -34,8 +37,10 @@ class Analysis:
         enricher: Enricher,
         engine: DetectionEngine | None,
         alerts_out: Path | None = None,
+        commands: Dnp3CommandTracker | None = None,
     ) -> None:
         self.enricher = enricher
+        self.commands = commands if commands is not None else Dnp3CommandTracker()
         self.engine = engine
         self.alerts_out = open(alerts_out, "wb") if alerts_out else None  # noqa: SIM115 - closed in close()
         self.capture_alerts: list[Event] = []
@@ -44,6 +49,7 @@ class Analysis:
     def __call__(self, events: list[Event]) -> list[Event]:
         protocol_events = len(events)
         self.enricher(events)  # appends baseline deviations to the batch
+        self.commands(events)  # DNP3 fields that need earlier messages (deviations pass untouched)
         alerts = self.engine(events) if self.engine is not None else []
         del events[protocol_events:]  # deviations live on as alerts, not as protocol events
         self._emit(alerts)
@@ -84,17 +90,19 @@ def build_analysis(
     baseline_file: Path | None = None,
     thresholds: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
+    detectors: dict[str, Any] | None = None,
 ) -> Analysis:
     """The analysis stages for a replay or a live run.
 
     With ``db`` the inventory, alerts and their outbox are stored there and evidence pcaps go to
     ``evidence/`` beside it. The baseline comes from ``baseline_file``, else from the database
     when one has been learned or imported; without a baseline only Sigma rules fire.
-    ``thresholds`` and ``limits`` are the config file's ``[baseline]`` and ``[inventory]`` tables;
-    an unknown key raises ``ValueError`` naming it, before anything runs.
+    ``thresholds``, ``limits`` and ``detectors`` are the config file's ``[baseline]``, ``[inventory]``
+    and ``[detect]`` tables; an unknown key raises ``ValueError`` naming it, before anything runs.
     """
     deviation_thresholds = from_mapping(Thresholds, thresholds)
     inventory_limits = from_mapping(Limits, limits)
+    commands = Dnp3CommandTracker(settings_from_table(detectors))
     inventory_store = InventoryStore(db) if db else None
     baseline = None
     if baseline_file is not None:
@@ -111,4 +119,4 @@ def build_analysis(
             store=AlertStore(db) if db else None,
             evidence_dir=db.parent / "evidence" if db else None,
         )
-    return Analysis(enricher, engine, alerts_out)
+    return Analysis(enricher, engine, alerts_out, commands)

@@ -198,7 +198,8 @@ def parse_config(doc: Mapping[str, Any], source: str, origin: str | None = None)
 
 
 def _check_stage_tables(values: dict[str, Any], where: str) -> None:
-    """The inventory and baseline tables are checked here, at start, by the classes they fill."""
+    """The inventory, baseline and detect tables are checked here, at start, by the classes they fill."""
+    from otsentry.inventory.dnp3_commands import settings_from_table
     from otsentry.inventory.settings import Limits, Thresholds, from_mapping
 
     for name, cls in (("baseline", Thresholds), ("inventory", Limits)):
@@ -206,6 +207,10 @@ def _check_stage_tables(values: dict[str, Any], where: str) -> None:
             from_mapping(cls, values[name])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: [{name}]: {exc}") from None
+    try:
+        settings_from_table(values["detect"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: [detect]: {exc}") from None
     try:
         c1222_spec(values["c1222"])
     except (TypeError, ValueError, AttributeError) as exc:

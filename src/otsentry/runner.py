@@ -324,6 +324,7 @@ class Collector:
             baseline_file=Path(a.baseline) if a.baseline else None,
             thresholds=config.baseline,
             limits=config.inventory,
+            detectors=config.detect,
         )
         if analysis.engine is not None:
             analysis.engine.evidence_dir = None  # no capture file to cut evidence from in live mode
