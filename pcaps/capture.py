@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netpackets import Frame, Host, TcpConnection
+from netpackets import Frame, Host, TcpConnection, UdpFlow
 from pcapwriter import LINKTYPE_ETHERNET, PcapWriter
 
 
@@ -38,6 +38,9 @@ class Capture:
     description: str
     hosts: list[Host] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
+    # Capture-level facts the truth states besides its frames (e.g. the C12.22 vendor procedure table a
+    # decoder needs to name manufacturer procedures).
+    extra: dict[str, Any] = field(default_factory=dict)
     _frames: list[Frame] = field(default_factory=list)
 
     def sink(self, frame: Frame) -> None:
@@ -57,6 +60,9 @@ class Capture:
             self.sink, client, client_port, server, server_port, client_isn, server_isn, **kwargs
         )
 
+    def udp_flow(self, a: Host, a_port: int, b: Host, b_port: int, a_ip_id: int, b_ip_id: int) -> UdpFlow:
+        return UdpFlow(self.sink, a, a_port, b, b_port, a_ip_id, b_ip_id)
+
     def expect_difference(self, frame: Frame, tool: str, reason: str, field: str = "function_code") -> None:
         self.differences.append(Difference(frame, tool, reason, field))
 
@@ -73,6 +79,7 @@ class Capture:
             "packets": len(frames),
             "hosts": {h.ip: {"name": h.name, "mac": h.mac.hex("-").upper()} for h in self.hosts},
         }
+        doc.update(self.extra)
         doc.update(extra)
         doc["expected_differences"] = [
             {"frame": number[id(d.frame)], "tool": d.tool, "field": d.field, "reason": d.reason}

@@ -191,6 +191,8 @@ class Fragment:
             t["iin"] = self.iin or 0
         t["objects"] = [o.truth for o in self.objects]
         t["object_gv"] = [o.gv for o in self.objects]
+        if any(o.truth.get("truncated") for o in self.objects):
+            t["objects_truncated"] = True  # the fragment ends inside an object's data: malformed
         return t
 
 
@@ -440,3 +442,150 @@ class Association:
             "dir": from_master,
             "prm": prm,
         }
+
+
+# ---- more IIN bits, freeze, files, configuration ---------------------------------------------------
+
+IIN_BROADCAST = 0x0100  # IIN1.0: a broadcast message was received
+IIN_DEVICE_TROUBLE = 0x4000  # IIN1.6
+IIN_EVENT_BUFFER_OVERFLOW = 0x0008  # IIN2.3
+IIN_CONFIG_CORRUPT = 0x0020  # IIN2.5
+BROADCAST_NO_CONFIRM = 0xFFFF  # §9.2.5.3.3: broadcast address, no application confirmation asked for
+
+CROB_SUCCESS, CROB_NO_SELECT = 0, 2  # Table A-14 control status codes
+
+FILE_MODE_READ = 1
+
+
+def truncated_analog_inputs(start: int, values: list[int], claimed: int) -> Obj:
+    """g30v1 whose start/stop range claims ``claimed`` points while only ``values`` follow: the object
+    data runs past the end of the fragment (malformed; put it last in the fragment)."""
+    obj = analog_inputs(start, values + [0] * (claimed - len(values)))
+    cut = len(obj.data) - 5 * (claimed - len(values))  # g30v1 is 5 octets per point
+    truth = dict(obj.truth, points=obj.truth["points"][: len(values)], truncated=True)
+    return Obj(obj.data[:cut], truth)
+
+
+def file_specification(name: str) -> Obj:
+    """g70v8 file specification string, qualifier 0x5B (1-byte count, 2-byte object size prefix)."""
+    raw = name.encode()
+    truth = {
+        "group": 70,
+        "variation": 8,
+        "qualifier": 0x5B,
+        "count": 1,
+        "points": [{"index": 0, "file_name": name}],
+    }
+    return Obj(_header(70, 8, 0x5B, b"\x01") + struct.pack("<H", len(raw)) + raw, truth)
+
+
+def activation_status(time_delay_ms: int, status: int = 0) -> Obj:
+    """g91v1 status of the requested operation (ACTIVATE_CONFIG response), qualifier 0x5B: time delay
+    (UINT32 ms), count of status elements, then each status code with its additional-text length (0)."""
+    obj = struct.pack("<IBBB", time_delay_ms, 1, status, 0)
+    truth = {
+        "group": 91,
+        "variation": 1,
+        "qualifier": 0x5B,
+        "count": 1,
+        "points": [{"index": 0, "time_delay": time_delay_ms, "status": status}],
+    }
+    return Obj(_header(91, 1, 0x5B, b"\x01") + struct.pack("<H", len(obj)) + obj, truth)
+
+
+# ---- secure authentication v5 (IEEE 1815-2012 clause 7, objects A.45 g120) -------------------------
+
+AUTH_MAC_HMAC_SHA256_16 = 4  # MAL: HMAC-SHA-256 truncated to 16 octets
+AUTH_KEY_WRAP_AES_128 = 1  # KWA
+AUTH_KEY_STATUS_OK, AUTH_KEY_STATUS_NOT_INIT = 1, 2  # KST
+AUTH_REASON_CRITICAL = 1  # RSN
+AUTH_ERROR_AUTHENTICATION_FAILED = 1  # error code
+AUTH_VARIATION_NAMES = {
+    1: "challenge",
+    2: "reply",
+    3: "aggressive_mode_request",
+    4: "session_key_status_request",
+    5: "session_key_status",
+    6: "session_key_change",
+    7: "error",
+    9: "hmac",
+}
+
+
+def _auth_object(variation: int, body: bytes, point: dict[str, Any]) -> Obj:
+    """A variable-size g120 object: qualifier 0x5B, one object with a 2-octet size prefix."""
+    truth = {
+        "group": 120,
+        "variation": variation,
+        "qualifier": 0x5B,
+        "count": 1,
+        "points": [{"index": 0, "auth": AUTH_VARIATION_NAMES[variation]} | point],
+    }
+    return Obj(_header(120, variation, 0x5B, b"\x01") + struct.pack("<H", len(body)) + body, truth)
+
+
+def auth_challenge(sequence: int, user: int, challenge: bytes) -> Obj:
+    """g120v1: CSQ, USR, MAL, RSN (critical), challenge data."""
+    body = struct.pack("<IHBB", sequence, user, AUTH_MAC_HMAC_SHA256_16, AUTH_REASON_CRITICAL) + challenge
+    return _auth_object(1, body, {"sequence": sequence, "user": user, "reason": "CRITICAL"})
+
+
+def auth_reply(sequence: int, user: int, mac_value: bytes) -> Obj:
+    """g120v2: CSQ, USR, MAC value."""
+    body = struct.pack("<IH", sequence, user) + mac_value
+    return _auth_object(2, body, {"sequence": sequence, "user": user})
+
+
+def auth_aggressive_request(sequence: int, user: int) -> Obj:
+    """g120v3: fixed 6 octets (CSQ, USR), qualifier 0x07 count 1; first object of an aggressive-mode
+    critical request."""
+    truth = {
+        "group": 120,
+        "variation": 3,
+        "qualifier": 0x07,
+        "count": 1,
+        "points": [{"index": 0, "auth": "aggressive_mode_request", "sequence": sequence, "user": user}],
+    }
+    return Obj(_header(120, 3, 0x07, b"\x01") + struct.pack("<IH", sequence, user), truth)
+
+
+def auth_hmac(mac_value: bytes) -> Obj:
+    """g120v9: the MAC that ends an aggressive-mode request."""
+    return _auth_object(9, mac_value, {})
+
+
+def session_key_status_request(user: int) -> Obj:
+    """g120v4: fixed 2 octets (USR), qualifier 0x07 count 1."""
+    truth = {
+        "group": 120,
+        "variation": 4,
+        "qualifier": 0x07,
+        "count": 1,
+        "points": [{"index": 0, "auth": "session_key_status_request", "user": user}],
+    }
+    return Obj(_header(120, 4, 0x07, b"\x01") + struct.pack("<H", user), truth)
+
+
+def session_key_status(sequence: int, user: int, status: int, challenge: bytes, mac_value: bytes) -> Obj:
+    """g120v5: KSQ, USR, KWA, KST, MAL, CDL, challenge data, MAC value (empty until keys are set)."""
+    body = struct.pack(
+        "<IHBBBH", sequence, user, AUTH_KEY_WRAP_AES_128, status, AUTH_MAC_HMAC_SHA256_16, len(challenge)
+    )
+    return _auth_object(
+        5, body + challenge + mac_value, {"sequence": sequence, "user": user, "key_status": status}
+    )
+
+
+def session_key_change(sequence: int, user: int, wrapped_keys: bytes) -> Obj:
+    """g120v6: KSQ, USR, the session keys wrapped with the update key."""
+    return _auth_object(
+        6, struct.pack("<IH", sequence, user) + wrapped_keys, {"sequence": sequence, "user": user}
+    )
+
+
+def auth_error(sequence: int, user: int, association: int, error: int, time_ms: int) -> Obj:
+    """g120v7: CSQ, USR, association id, error code, time of error (48-bit ms), no text."""
+    body = struct.pack("<IHHB", sequence, user, association, error) + _time48(time_ms)
+    return _auth_object(
+        7, body, {"sequence": sequence, "user": user, "error_code": error, "association_id": association}
+    )

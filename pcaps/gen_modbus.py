@@ -41,10 +41,21 @@ FUNCTION_NAMES: dict[int, str] = {
     126: "program_584_984_2",
 }
 MEI_READ_DEVICE_ID = 14
-DIAG_FORCE_LISTEN_ONLY = 4  # §6.8.1 sub-function 04
+# FC 8 diagnostics sub-functions (§6.8.1), named as the specification names them.
+DIAGNOSTIC_NAMES = {
+    0: "return_query_data",
+    1: "restart_communications_option",
+    4: "force_listen_only",
+    10: "clear_counters_and_diagnostic_register",
+    11: "return_bus_message_count",
+    20: "clear_overrun_counter_and_flag",
+}
+DIAG_RETURN_QUERY_DATA, DIAG_RESTART_COMMUNICATIONS, DIAG_FORCE_LISTEN_ONLY = 0, 1, 4
+DIAG_CLEAR_COUNTERS, DIAG_RETURN_BUS_MESSAGE_COUNT, DIAG_CLEAR_OVERRUN = 10, 11, 20
 UMAS_NAMES = {0x40: "start_plc", 0x41: "stop_plc", 0xFE: "ok"}
 EXCEPTION_ILLEGAL_FUNCTION = 1
 EXCEPTION_ILLEGAL_DATA_ADDRESS = 2
+EXCEPTION_SERVER_DEVICE_BUSY = 6  # §7: the server is processing a long-duration program command
 
 
 def action_name(function_code: int, mei_type: int | None = None) -> str:
@@ -147,8 +158,7 @@ def exception_response(function_code: int, exception_code: int) -> tuple[bytes, 
 
 def diagnostics(sub_function: int, data: int, pdu_type: str = "request") -> tuple[bytes, Truth]:
     """FC 8 with a 16-bit sub-function and one data word."""
-    names = {DIAG_FORCE_LISTEN_ONLY: "force_listen_only", 0: "return_query_data"}
-    name = names.get(sub_function, f"sub_function_{sub_function}")
+    name = DIAGNOSTIC_NAMES.get(sub_function, f"sub_function_{sub_function}")
     truth = _truth(8, pdu_type, sub_function=sub_function, sub_function_name=name)
     truth["action"] = f"diagnostics_{name}"
     return struct.pack("!BHH", 8, sub_function, data), truth
@@ -163,6 +173,12 @@ def bare_function(function_code: int) -> tuple[bytes, Truth]:
     request needs data the truth marks it ``truncated``."""
     truncated = True if function_code in REQUESTS_WITH_DATA else None
     return bytes([function_code]), _truth(function_code, "request", truncated=truncated)
+
+
+def truncated_request(function_code: int, data: bytes) -> tuple[bytes, Truth]:
+    """A request whose data is too short for its function code's layout (§6): what a PDU fuzzer
+    sends inside a well-formed MBAP header. Malformed: the truth marks it ``truncated``."""
+    return bytes([function_code]) + data, _truth(function_code, "request", truncated=True)
 
 
 def read_device_id_request(read_code: int = 1, object_id: int = 0) -> tuple[bytes, Truth]:

@@ -12,9 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ami_scenarios
+import dnp3_anomalies
 import dnp3_scenarios
+import dnp3_secure_auth
 import edge_scenarios
 import linktypes
+import modbus_diagnostics
 import modbus_scenarios
 from capture import Capture
 
@@ -29,6 +32,9 @@ CAPTURES: list[Callable[[], Capture]] = [
     ami_scenarios.dlms_disconnect,
     ami_scenarios.c1222_procedures,
     ami_scenarios.iec104_control,
+    modbus_diagnostics.modbus_diagnostics,
+    dnp3_anomalies.dnp3_anomalies,
+    dnp3_secure_auth.dnp3_secure_auth,
 ]
 
 

@@ -277,3 +277,51 @@ class TcpConnection:
         self.segment(1 - initiator, ts_ns + rtt_ns // 2, FIN | ACK)
         self.segment(initiator, ts_ns + rtt_ns, ACK)
         return ts_ns + rtt_ns
+
+
+IPPROTO_UDP = 17
+_UDP = struct.Struct("!HHHH")
+
+
+class UdpFlow:
+    """Datagrams between two IPv4 endpoints (direction 0: ``a`` → ``b``), with IP ids that count up per
+    sender and correct IPv4 and UDP checksums (RFC 791, RFC 768)."""
+
+    def __init__(
+        self,
+        sink: FrameSink,
+        a: Host,
+        a_port: int,
+        b: Host,
+        b_port: int,
+        a_ip_id: int,
+        b_ip_id: int,
+        ttl: int = 64,
+    ) -> None:
+        if a.version != 4 or b.version != 4:
+            raise ValueError("UdpFlow builds IPv4 only")
+        self.sink = sink
+        self.ends = ((a, a_port, b, b_port), (b, b_port, a, a_port))
+        self.ip_id = [a_ip_id & 0xFFFF, b_ip_id & 0xFFFF]
+        self.ttl = ttl
+
+    def send(
+        self, direction: int, ts_ns: int, payload: bytes, messages: list[dict[str, Any]] | None = None
+    ) -> Frame:
+        src, sport, dst, dport = self.ends[direction]
+        for message in messages or ():
+            message.setdefault("src", src.ip)
+            message.setdefault("dst", dst.ip)
+        udp_len = 8 + len(payload)
+        addresses = src.packed_ip + dst.packed_ip
+        pseudo = ones_complement_sum(addresses + struct.pack("!HH", IPPROTO_UDP, udp_len))
+        checksum = internet_checksum(_UDP.pack(sport, dport, udp_len, 0) + payload, pseudo) or 0xFFFF
+        ip_id = self.ip_id[direction]
+        self.ip_id[direction] = (ip_id + 1) & 0xFFFF
+        header = _IP4.pack(0x45, 0, 20 + udp_len, ip_id, 0x4000, self.ttl, IPPROTO_UDP, 0)
+        ip_csum = internet_checksum(header + addresses)
+        ip = header[:10] + struct.pack("!H", ip_csum) + addresses
+        eth = dst.mac + src.mac + struct.pack("!H", ETHERTYPE_IPV4)
+        frame = Frame(ts_ns, eth + ip + _UDP.pack(sport, dport, udp_len, checksum) + payload, messages or [])
+        self.sink(frame)
+        return frame

@@ -5,9 +5,10 @@ in ``pcaps/`` (``linktypes/`` included); the test checks that the committed file
 derivation and that a replay through the sensor, the inventory stage (baseline learned on the captures
 named in ``baseline_learned_on``, or none) and the detection engine raises exactly these
 (rule, frame, count) triples for the Sigma and decoder rules (baseline deviations are the inventory's
-to test). Captures with a baseline also list ``alerts_without_baseline``: the same capture replayed with
-no baseline, where every "not a known pair" rule fires — so a golden of "no alert" cannot pass just
-because the capture was never decoded.
+to test). A golden's ``sensor_config`` is the configuration the replay needs (the C12.22 vendor
+procedure table the capture's truth names). Captures with a baseline also list
+``alerts_without_baseline``: the same capture replayed with no baseline, where every "not a known pair"
+rule fires — so a golden of "no alert" cannot pass just because the capture was never decoded.
 
 The derivation reads each truth message (function codes, IIN, link addresses, objects, cause of
 transmission, procedures, who sent it) and applies what each rule *means* — written here independently
@@ -75,6 +76,9 @@ GOLDEN: dict[str, Golden] = {
     "tcp_midstream": Golden(
         ("modbus_polling.pcap", "dnp3_polling.pcap"), _SAME_PLANT.format("modbus_polling and dnp3_polling")
     ),
+    "modbus_diagnostics": Golden(("modbus_polling.pcap",), _SAME_PLANT.format("modbus_polling")),
+    "dnp3_anomalies": Golden(("dnp3_polling.pcap",), _SAME_PLANT.format("dnp3_polling")),
+    "dnp3_secure_auth": Golden(("dnp3_polling.pcap",), _SAME_PLANT.format("dnp3_polling")),
     "iec104_control": Golden(None, _NO_BASELINE),
     "dlms_disconnect": Golden(None, _NO_BASELINE),
     "c1222_procedures": Golden(None, _NO_BASELINE),
@@ -189,9 +193,13 @@ _LENGTH_WORDS = ("length", "truncated", "short", "long", "past_end", "framing")
 def _decoder(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
     burst = _Burst(20, 10)  # decoder_error_burst: > 20 decode errors from one host in 10 s
     for frame, ts, m in msgs:
+        pair = (m["src"], m["dst"])
+        if m.get("protocol") == "dnp3" and m.get("objects_truncated"):
+            # object headers whose ranges or counts run past the end of the fragment: a length anomaly
+            # even where the message itself (function code, earlier objects) is still readable
+            out.raise_("decoder_dnp3_length", pair, frame, ts)
         if m.get("action") != "decode_error":
             continue
-        pair = (m["src"], m["dst"])
         reason = str(m.get("reason") or "")
         if m.get("protocol") == "dnp3" and m.get("crc_errors"):
             out.raise_("decoder_dnp3_crc", pair, frame, ts)
@@ -207,6 +215,11 @@ def _decoder(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
 # -- DNP3 ------------------------------------------------------------------------------------------------
 
 SELECT_TIMEOUT = 10.0  # seconds an outstation keeps a SELECT armed (otsentry's operate-without-select window)
+# SAv5 (IEEE 1815-2012 clause 7): requests an outstation challenges because they change its state —
+# writes, controls, freeze-and-clear, restarts, application and configuration control, unsolicited
+# enable/disable, class assignment, file changes.
+SA_CRITICAL = frozenset({2, 3, 4, 5, 6, 9, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 25, 26, 27, 30, 31})
+AUTHENTICATE_REQUESTS = frozenset({32, 33})  # the SAv5 exchange itself: replies, key changes
 
 
 def _controls(m: dict[str, Any]) -> tuple[Any, ...]:
@@ -223,6 +236,8 @@ def _dnp3(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
     restart_started: dict[tuple[Any, ...], float] = {}
     unsolicited = _Burst(5, 10)
     selects: dict[tuple[Any, ...], list[tuple[float, tuple[Any, ...]]]] = {}
+    secure: set[tuple[Any, ...]] = set()  # associations that have exchanged SAv5 (g120) objects
+    critical: dict[tuple[Any, ...], tuple[int, bool]] = {}  # association -> (sequence, authenticated)
     for frame, ts, m in msgs:
         if m.get("action") == "decode_error":
             continue
@@ -230,6 +245,15 @@ def _dnp3(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
         unknown = _pair(m) not in known
         fc = m.get("function_code")
         gv = m.get("object_gv") or []
+        if "g120v7" in gv:  # SAv5 error object, whoever sends it
+            out.raise_("dnp3_auth_error", pair, frame, ts)
+        if m.get("dir"):
+            association = (m["src"], m.get("link_source"), m["dst"], m.get("link_destination"))
+        else:
+            association = (m["dst"], m.get("link_destination"), m["src"], m.get("link_source"))
+        if any(g.startswith("g120v") for g in gv):
+            secure.add(association)
+        _sa_challenge(association, frame, ts, m, association in secure, critical, out)
         if m.get("dir"):  # from the master
             if fc in (13, 14):
                 out.raise_("dnp3_restart", pair, frame, ts)
@@ -271,8 +295,6 @@ def _dnp3(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
         station = (m["src"], m.get("link_source"))
         if iin & 0x0028:  # IIN2.5 config corrupt, IIN2.3 event buffer overflow
             out.raise_("dnp3_iin_config_corrupt_overflow", pair, frame, ts)
-        if "g120v7" in gv:  # SAv5 error object
-            out.raise_("dnp3_auth_error", pair, frame, ts)
         # restart correlation: a running solicited response, then DEVICE_RESTART within 10 minutes
         if fc == 129 and not iin & 0x8000:
             restart_started[station] = ts
@@ -285,6 +307,47 @@ def _dnp3(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
             count = unsolicited.add(station, ts)
             if count:
                 out.raise_("dnp3_unsolicited_storm", station, frame, ts, count)
+
+
+def _sa_challenge(
+    association: tuple[Any, ...],
+    frame: int,
+    ts: float,
+    m: dict[str, Any],
+    is_secure: bool,
+    critical: dict[tuple[Any, ...], tuple[int, bool]],
+    out: _Alerts,
+) -> None:
+    """SAv5 (IEEE 1815-2012 §7.5.2): an outstation answers a critical request with a challenge (g120v1)
+    unless the request authenticated itself in aggressive mode (g120v3 first, g120v9 MAC last); after a
+    correct reply it executes and responds, after a wrong one it sends an error (g120v7). A normal
+    response (129) to a critical request that was neither challenged nor aggressive, on an association
+    that speaks SAv5, means the command ran unauthenticated: alert on that response."""
+    fc, gv = m["function_code"], m.get("object_gv") or []
+    if fc is None:  # a link-layer frame: no application message
+        return
+    if m.get("dir"):
+        if fc in AUTHENTICATE_REQUESTS or fc == 0:  # the challenge reply / key change; confirms
+            return
+        if fc in SA_CRITICAL:
+            critical[association] = (m.get("app_sequence"), "g120v3" in gv and "g120v9" in gv)
+        else:
+            critical.pop(association, None)
+        return
+    pending = critical.get(association)
+    if pending is None or fc not in (129, 131):
+        return
+    if "g120v1" in gv:
+        critical[association] = (pending[0], True)
+        return
+    if "g120v7" in gv:
+        del critical[association]
+        return
+    if fc != 129 or m.get("app_sequence") != pending[0]:
+        return
+    del critical[association]
+    if is_secure and not pending[1] and not (m.get("iin") or 0) & 0x0001:  # IIN2.0: function not run
+        out.raise_("dnp3_auth_missing_challenge", (m["src"], m["dst"]), frame, ts)
 
 
 # -- Modbus ----------------------------------------------------------------------------------------------
@@ -408,22 +471,19 @@ C1222_SERVICE_CODES = {
     "security": 0x51,
     "logoff": 0x52,
 }
-# gen_ami.c1222_message writes every EPSEM with control 0x80: security mode (bits 2-3, C12.22 §5.3.2.2)
-# 0 = cleartext. The truth does not repeat it; a truth message that carries ``security_mode`` wins.
-GENERATED_SECURITY_MODE = 0
 C1219_MANUFACTURER_FLAG = 0x0800  # C12.19 §9.1.8 TBL_PROC_NBR bit 11: manufacturer procedure
 C1222_PROCEDURE_RULES = {3: "c1222_clear_data", 9: "c1222_remote_reset"}  # SP3, SP9
 
 
 def _c1222(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
     registrations = _Burst(20, 60)
-    secured: dict[tuple[Any, ...], float] = {}  # (sender, receiver) -> last secured EPSEM
+    secured: dict[tuple[Any, ...], float] = {}  # (calling, called AP title) -> last secured EPSEM
     for frame, ts, m in msgs:
         if m.get("action") == "decode_error":
             continue
         pair = (m["src"], m["dst"])
         request = m.get("pdu_type") == "request"
-        mode = m.get("security_mode", GENERATED_SECURITY_MODE)
+        mode = m["security_mode"]  # EPSEM control bits 2-3 (C12.22 §5.3.2.2): 0 cleartext
         codes = {C1222_SERVICE_CODES.get(s) for s in m.get("service") or []}
         if request and mode == 0 and codes & {0x50, 0x51}:
             out.raise_("c1222_cleartext_logon", pair, frame, ts)
@@ -437,15 +497,19 @@ def _c1222(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
                 out.raise_(C1222_PROCEDURE_RULES[procedure], pair, frame, ts)
             if procedure == 10 and _pair(m) not in known:  # SP10 set date/time
                 out.raise_("c1222_set_time", pair, frame, ts)
-        if request and m.get("action") in ("remote_disconnect", "remote_connect"):
-            out.raise_("c1222_remote_connect_disconnect", (*pair, m["action"]), frame, ts)
-        # downgrade: a secured EPSEM, then a cleartext one from the same calling to the same called party
-        # within an hour (the truth has no AP titles: each host has one, so the hosts stand for them)
+        # a manufacturer procedure means what the capture's vendor table names it (the golden replay
+        # configures the sensor with that table)
+        action = m.get("vendor_action") or m.get("action")
+        if request and action in ("remote_disconnect", "remote_connect"):
+            out.raise_("c1222_remote_connect_disconnect", (*pair, action), frame, ts)
+        # downgrade: a secured EPSEM, then a cleartext one from the same calling to the same called AP
+        # title within an hour
+        titles = (m["calling_ap_title"], m["called_ap_title"])
         if mode in (1, 2):
-            secured[pair] = ts
-        elif mode == 0 and pair in secured and ts - secured[pair] <= 3600:
-            out.raise_("c1222_security_downgrade", pair, frame, ts, 2)
-            del secured[pair]
+            secured[titles] = ts
+        elif mode == 0 and titles in secured and ts - secured[titles] <= 3600:
+            out.raise_("c1222_security_downgrade", titles, frame, ts, 2)
+            del secured[titles]
 
 
 DERIVATIONS: dict[str, Callable[[Messages, set[tuple[Any, ...]], _Alerts], None]] = {
@@ -492,6 +556,9 @@ def expected(capture: str) -> dict[str, Any]:
     }
     if golden.learned_on is not None:
         data["alerts_without_baseline"] = derive(capture, None)
+    vendor_procedures = truth(capture).get("c1222_vendor_procedures")
+    if vendor_procedures:  # the sensor configuration the replay needs, as the config file's [c1222]
+        data["sensor_config"] = {"c1222": {"vendor_procedures": vendor_procedures}}
     return data
 
 

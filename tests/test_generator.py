@@ -73,7 +73,7 @@ def test_committed_captures_equal_a_fresh_run(fresh: Path) -> None:
 
 def test_sample_captures_are_small() -> None:
     captures = _committed_captures()
-    assert len(captures) == 22
+    assert len(captures) == 25
     assert {p.name for p in captures if p.stat().st_size >= MAX_SAMPLE_BYTES} == set()
 
 
@@ -299,5 +299,5 @@ def test_iec104_type_ids_and_causes_agree_with_tshark() -> None:
         for m in f["messages"]
         if "type_id" in m
     }
-    assert len(expected) == 13
+    assert len(expected) == 17
     assert seen == expected
