@@ -19,6 +19,7 @@ from typing import Any
 import gen_dnp3 as d
 from capture import Capture
 from dnp3_scenarios import Dnp3Session, Outstation, _connect, _latency, _outstations
+from netpackets import Frame
 from plan import MS, RTU10, RTU11, SCADA_MASTER, SECOND, START_NS
 
 ATTACKS = {
@@ -36,6 +37,11 @@ ATTACKS = {
         "technique": "T0814",
         "name": "Denial of Service",
         "injected": "g30v1 range 0-9 with data for 8 points: the objects run past the end of the fragment",
+    },
+    "response_too_short": {
+        "technique": "T0814",
+        "name": "Denial of Service",
+        "injected": "a RESPONSE fragment of application control and function code only: no room for the IIN",
     },
 }
 BREAKER_2 = 0x41  # CROB PULSE_ON | TCC close, as dnp3_polling's operator uses on point 2
@@ -135,6 +141,19 @@ def _files_and_configuration(session: Dnp3Session, station: Outstation, rng: ran
     )
 
 
+def _short_response(session: Dnp3Session, ts: int) -> Frame:
+    """A response fragment too short to hold its IIN: a length anomaly, decoded as an error."""
+    fragment = bytes([0xC0, d.FC["response"]])  # FIR|FIN, sequence 0; IIN1/IIN2 missing
+    truth = session.assoc.link_truth(False) | {
+        "protocol": "dnp3",
+        "action": "decode_error",
+        "function_code": None,
+        "reason": "response_too_short",
+        "attack": ATTACKS["response_too_short"],
+    }
+    return session.conn.send(1, ts, b"".join(session.assoc.link_frames(False, fragment)), [truth])
+
+
 def dnp3_anomalies(seed: int = 20001) -> Capture:
     cap = Capture(
         "dnp3_anomalies.pcap",
@@ -142,7 +161,7 @@ def dnp3_anomalies(seed: int = 20001) -> Capture:
         "OPERATE, then an OPERATE without SELECT (NO_SELECT); IMMED_FREEZE_NR to outstation 10, then to "
         "broadcast 0xFFFF; IIN DEVICE_TROUBLE, BROADCAST, CONFIG_CORRUPT and EVENT_BUFFER_OVERFLOW; 5 "
         "unsolicited responses within 10 s, later 6; a g30v1 range that runs past the end of the "
-        "fragment; OPEN_FILE/CLOSE_FILE and ACTIVATE_CONFIG.",
+        "fragment; OPEN_FILE/CLOSE_FILE and ACTIVATE_CONFIG; a RESPONSE too short for its IIN.",
         [SCADA_MASTER, RTU10, RTU11],
     )
     rng = random.Random(seed)
@@ -175,7 +194,14 @@ def dnp3_anomalies(seed: int = 20001) -> Capture:
     _integrity(s10, rtu10, rng, START_NS + 82 * SECOND)
     _integrity(s10, rtu10, rng, START_NS + 85 * SECOND, ATTACKS["objects_past_end"])
     ts = _files_and_configuration(s10, rtu10, rng, START_NS + 95 * SECOND)
-    s10.conn.close(ts + SECOND)
+    short = _short_response(s10, ts + 2 * SECOND)
+    cap.expect_difference(
+        short,
+        "tshark",
+        "tshark 4.0 reports the function code of a response too short for its IIN; otsentry reports the "
+        "fragment as a decode error (IIN missing) and no function code",
+    )
+    s10.conn.close(ts + 3 * SECOND)
     s11.conn.close(ts + SECOND + 5 * MS)
     for frame in cap.frames():
         if any(m.get("action") == "activate_config" for m in frame.messages):

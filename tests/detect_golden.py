@@ -195,9 +195,9 @@ def _decoder(msgs: Messages, known: set[tuple[Any, ...]], out: _Alerts) -> None:
     for frame, ts, m in msgs:
         pair = (m["src"], m["dst"])
         if m.get("protocol") == "dnp3" and m.get("objects_truncated"):
-            # object headers whose ranges or counts run past the end of the fragment: a length anomaly
-            # even where the message itself (function code, earlier objects) is still readable
-            out.raise_("decoder_dnp3_length", pair, frame, ts)
+            # object headers whose ranges or counts run past the end of the fragment: the message itself
+            # (function code, earlier objects) is still readable, so it is flagged, not a decode error
+            out.raise_("dnp3_objects_past_fragment", pair, frame, ts)
         if m.get("action") != "decode_error":
             continue
         reason = str(m.get("reason") or "")

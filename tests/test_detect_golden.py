@@ -26,24 +26,7 @@ from shared import SAMPLE_PCAPS, SHARED_PCAPS, needs_shared
 # capture -> {(rule, frame): reason}: frames where the truth and otsentry disagree, so the alert differs
 # (in the replay with the golden's baseline or without one). Every entry must still be a difference: a
 # stale one would hide a regression — and an entry marked "otsentry bug" must go once the bug is fixed.
-_ECHO = (
-    "otsentry bug: the rule has no modbus.pdu_type: request, so the PLC's echo of the FC 8 request (a "
-    "response, sender and receiver swapped) raises a second alert"
-)
-EXPECTED_DIFFERENCES: dict[str, dict[tuple[str, int], str]] = {
-    "dnp3_anomalies": {
-        ("decoder_dnp3_length", 81): (
-            "otsentry bug: the g30v1 range runs past the end of the fragment, which the DNP3 decoder reports "
-            "as dnp3.objects_truncated/dnp3.objects_error on the response event, while the rule matches only "
-            "decode-error events whose error.message says length/truncated/past the end — no DNP3 decode "
-            "error says so, so the rule cannot fire"
-        ),
-    },
-    "modbus_diagnostics": {
-        ("modbus_clear_counters", 12): _ECHO,
-        ("modbus_restart_communications", 16): _ECHO,
-    },
-}
+EXPECTED_DIFFERENCES: dict[str, dict[tuple[str, int], str]] = {}
 
 
 def _sigma_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:

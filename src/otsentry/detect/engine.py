@@ -24,7 +24,7 @@ Repeats of one rule for the same sender/receiver (or the rule's ``otsentry.group
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,8 +246,7 @@ class DetectionEngine:
                 by_dataset.setdefault(loaded.dataset, []).append(loaded)
         for dataset, rules in by_dataset.items():
             fields = {"event.action"}.union(*(r.detection.fields() for r in rules))  # type: ignore[union-attr]
-            counts = {f: sum(r.detection.pinned(f) is not None for r in rules) for f in fields}  # type: ignore[union-attr]
-            key_field = max(sorted(fields), key=lambda f: (counts[f], f == "event.action"))
+            key_field = min(sorted(fields), key=lambda f: _index_cost(rules, f))
             buckets: dict[Any, list[LoadedRule]] = {}
             unpinned: list[LoadedRule] = []
             for rule in rules:
@@ -537,6 +536,20 @@ def _iso(ts: float) -> str:
     from otsentry.events import format_timestamp
 
     return format_timestamp(ts)
+
+
+def _index_cost(rules: list[LoadedRule], field: str) -> tuple[int, bool]:
+    """Rules an event still meets when ``field`` keys the index: those the field does not pin, plus the
+    largest bucket. Pinning many rules to one value (``modbus.pdu_type: request``) saves nothing."""
+    buckets: Counter[Any] = Counter()
+    unpinned = 0
+    for rule in rules:
+        pinned = rule.detection.pinned(field)  # type: ignore[union-attr]
+        if pinned is None:
+            unpinned += 1
+        else:
+            buckets.update(set(pinned))
+    return unpinned + max(buckets.values(), default=0), field != "event.action"
 
 
 def _message_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
