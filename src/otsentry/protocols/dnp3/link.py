@@ -8,6 +8,8 @@ user data, so 5 ≤ LEN ≤ 255 and a frame is at most 292 octets.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 START = b"\x05\x64"
 HEADER_LEN = 10
@@ -28,43 +30,41 @@ def _make_table() -> list[int]:
 
 
 CRC_TABLE = _make_table()
-# Two octets per step: with a reflected 16-bit CRC, two byte-steps depend only on crc ^ word, so a
-# 64 Ki-entry table halves the Python-level loop (measured: ~0.5 µs per 16-octet block vs ~2 µs).
-_T = CRC_TABLE
-CRC_TABLE16 = [(((x >> 8) ^ _T[x & 0xFF]) >> 8) ^ _T[((x >> 8) ^ _T[x & 0xFF]) & 0xFF] for x in range(65536)]
-del _T
-
-_WORDS = [struct.Struct(f"<{n}H") for n in range(9)]
-_HEADER = struct.Struct("<4HH")  # the 8 covered octets as words, then the stored CRC
-_BLOCK = struct.Struct("<8HH")  # a full 16-octet block as words, then its CRC
-_ADDRS = struct.Struct("<HH")
 
 
-def crc16(
-    data: bytes | bytearray | memoryview, _t16: list[int] = CRC_TABLE16, _t: list[int] = CRC_TABLE
-) -> int:
-    """CRC-16/DNP of ``data`` as transmitted (low octet first on the wire)."""
-    n = len(data)
+def crc16_python(data: bytes | bytearray | memoryview, _t: list[int] = CRC_TABLE) -> int:
+    """CRC-16/DNP of ``data`` as transmitted (low octet first on the wire), in pure Python: the
+    reference for the native function and the fallback without it."""
     crc = 0
-    pos = 0
-    while n - pos >= 16:
-        for word in _WORDS[8].unpack_from(data, pos):
-            crc = _t16[crc ^ word]
-        pos += 16
-    words = (n - pos) >> 1
-    if words:
-        for word in _WORDS[words].unpack_from(data, pos):
-            crc = _t16[crc ^ word]
-        pos += words * 2
-    if pos < n:
-        crc = (crc >> 8) ^ _t[(crc ^ data[pos]) & 0xFF]
+    for byte in data:
+        crc = (crc >> 8) ^ _t[(crc ^ byte) & 0xFF]
     return crc ^ 0xFFFF
 
 
-def header_crc_ok(buf: bytes | bytearray, pos: int, _t16: list[int] = CRC_TABLE16) -> bool:
+crc16: Callable[[bytes], int]
+try:  # the fastcrc wheel computes CRC-16/DNP natively: 0.16 µs per 16-octet block, 2.3 µs in Python
+    from fastcrc.crc16 import dnp as crc16
+except ImportError:  # pragma: no cover - fastcrc is a declared dependency
+    crc16 = crc16_python
+
+# The 8 octets a header CRC covers, then the stored CRC.
+_HEADER = struct.Struct("<8sH")
+_ADDRS = struct.Struct("<HH")
+
+
+def _user_data_layout(length: int) -> struct.Struct:
+    # User data of a frame with LEN ``length`` as (block, CRC) pairs: one unpack splits the frame.
+    full, rest = divmod(length - MIN_LENGTH, BLOCK_LEN)
+    return struct.Struct("<" + "16sH" * full + (f"{rest}sH" if rest else ""))
+
+
+_USER_DATA = [_user_data_layout(max(length, MIN_LENGTH)) for length in range(256)]
+
+
+def header_crc_ok(buf: bytes | bytearray, pos: int, _unpack: Any = _HEADER.unpack_from) -> bool:
     """True when the 10-octet header at ``pos`` has a valid CRC (caller checks 10 octets exist)."""
-    a, b, c, d, stored = _HEADER.unpack_from(buf, pos)
-    return (_t16[_t16[_t16[_t16[a] ^ b] ^ c] ^ d] ^ 0xFFFF) == stored
+    covered, stored = _unpack(buf, pos)
+    return crc16(covered) == stored
 
 
 def frame_length(length: int) -> int:
@@ -89,32 +89,14 @@ def addresses(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
     return _ADDRS.unpack_from(buf, pos + 4)
 
 
-def user_data(
-    buf: bytes | bytearray, pos: int, length: int, _t16: list[int] = CRC_TABLE16, _t: list[int] = CRC_TABLE
-) -> bytes | None:
+def user_data(buf: bytes | bytearray, pos: int, length: int) -> bytes | None:
     """The user data of the complete frame at ``pos`` with LEN ``length``, or None when any block
     CRC is wrong (then no octet of the frame may be trusted)."""
-    remaining = length - 5
-    p = pos + HEADER_LEN
-    parts = []
-    unpack_block = _BLOCK.unpack_from
-    while remaining >= 16:
-        a, b, c, d, e, f, g, h, stored = unpack_block(buf, p)
-        crc = _t16[_t16[_t16[_t16[_t16[_t16[_t16[_t16[a] ^ b] ^ c] ^ d] ^ e] ^ f] ^ g] ^ h]
-        if crc ^ 0xFFFF != stored:
-            return None
-        parts.append(buf[p : p + 16])
-        p += 18
-        remaining -= 16
-    if remaining:
-        crc = 0
-        words = remaining >> 1
-        if words:
-            for word in _WORDS[words].unpack_from(buf, p):
-                crc = _t16[crc ^ word]
-        if remaining & 1:
-            crc = (crc >> 8) ^ _t[(crc ^ buf[p + remaining - 1]) & 0xFF]
-        if crc ^ 0xFFFF != buf[p + remaining] | buf[p + remaining + 1] << 8:
-            return None
-        parts.append(buf[p : p + remaining])
-    return b"".join(parts) if len(parts) != 1 else bytes(parts[0])
+    parts = _USER_DATA[length].unpack_from(buf, pos + HEADER_LEN)
+    if len(parts) == 2:  # one block: most requests, confirms and short responses
+        block, stored = parts
+        return block if crc16(block) == stored else None
+    blocks = parts[::2]
+    if tuple(map(crc16, blocks)) != parts[1::2]:
+        return None
+    return b"".join(blocks)
