@@ -119,7 +119,7 @@ def test_lying_lengths_raise_decode_error(hexdata: str, reason: str) -> None:
     start = time.perf_counter()
     with pytest.raises(DecodeError, match=reason):
         decode(hexdata)
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < 1.0  # per-item work would take minutes
 
 
 def test_deep_nesting_is_walked_without_recursion_and_rendered_to_the_cap() -> None:

@@ -353,7 +353,7 @@ def test_absurd_counts_return_at_once(objects: bytes) -> None:
     for fragment in (app_response(objects), app_request(2, objects), app_request(1, objects)):
         started = time.perf_counter()
         fields = decode(fragment)
-        assert time.perf_counter() - started < 0.01
+        assert time.perf_counter() - started < 1.0  # a walk over 2^32 items would take hours
         if fragment[1] != 1:  # READ names points without data: the 3 octets are read as a header
             assert fields["dnp3.objects_truncated"] is True
             assert len(fields["dnp3.objects"]) == 1
@@ -363,7 +363,7 @@ def test_absurd_counts_return_at_once(objects: bytes) -> None:
 def test_read_index_list_with_absurd_count() -> None:
     started = time.perf_counter()
     fields = decode(app_request(1, bytes([30, 1, 0x39]) + struct.pack("<I", 0xFFFFFFFF) + b"\x01\x02\x03"))
-    assert time.perf_counter() - started < 0.01
+    assert time.perf_counter() - started < 1.0
     assert fields["dnp3.objects_truncated"] is True
 
 

@@ -167,7 +167,7 @@ def test_absurd_counts_return_at_once(
     started = time.perf_counter()
     fields: dict = {}
     decode_fragment(fragment, fields)
-    assert time.perf_counter() - started < 0.05
+    assert time.perf_counter() - started < 1.0  # generous under load; a walk of a 2^32 count would take hours
     assert sum(len(o.get("points", ())) for o in fields["dnp3.objects"]) <= 256
 
 
