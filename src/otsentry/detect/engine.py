@@ -322,7 +322,7 @@ class DetectionEngine:
                     out.append(self._finish_passthrough(event))
                 continue
             tests += len(rules)
-            matched = [r for r in rules if r.detection(event)]  # type: ignore[misc]
+            matched = [r for r in rules if r.detection.predicate(event)]  # type: ignore[union-attr]
             if not matched:
                 if is_alert:
                     out.append(self._finish_passthrough(event))
@@ -401,8 +401,7 @@ class DetectionEngine:
         if group is not None and ts - group.first_ts <= self.dedup_seconds:
             alert = group.alert
             alert["otsentry.alert.count"] += count
-            group.last_ts = max(group.last_ts, ts)
-            alert["otsentry.alert.last_seen"] = _iso(group.last_ts)
+            group.last_ts = max(group.last_ts, ts)  # last_seen is written from it in _persist
             frame = event.get("otsentry.pcap.frame")
             kept = alert.setdefault("otsentry.alert.frames", [])
             if isinstance(frame, int) and len(kept) < 64 and frame not in kept:
@@ -439,6 +438,7 @@ class DetectionEngine:
         )
         frame = event.get("otsentry.pcap.frame")
         frame_list = list(frames or ([frame] if isinstance(frame, int) else []))
+        seen = _iso(ts)
         alert.update(
             {
                 "event.kind": "alert",
@@ -450,8 +450,8 @@ class DetectionEngine:
                 "message": text,
                 "tags": rule.tags,
                 "otsentry.alert.count": count,
-                "otsentry.alert.first_seen": _iso(ts),
-                "otsentry.alert.last_seen": _iso(ts),
+                "otsentry.alert.first_seen": seen,
+                "otsentry.alert.last_seen": seen,
                 "otsentry.alert.frames": frame_list,
             }
         )
@@ -514,6 +514,8 @@ class DetectionEngine:
         return self._stamp(alert)
 
     def _persist(self, new: list[Event]) -> None:
+        for group in self._dirty:  # formatted once per batch, not once per grouped repeat
+            group.alert["otsentry.alert.last_seen"] = _iso(group.last_ts)
         if self.store is None:
             for group in self._dirty:
                 group.dirty = False

@@ -106,23 +106,36 @@ def _descend(value: Any, parts: tuple[str, ...]) -> Any:
     return MISSING
 
 
-def field_getter(name: str) -> Callable[[Event], Any]:
-    """Value of a (possibly nested) field, ``MISSING`` when absent."""
+def _path_getter(name: str) -> Callable[[Event], Any] | None:
+    """Value of a dotted field as a path into nested values (for when it is not a flat key), ``MISSING``
+    when absent; None for a name without a dot."""
     parts = tuple(name.split("."))
     # prefixes longest first: a flat key always wins over a path into a shorter one
     splits = [(".".join(parts[:i]), parts[i:]) for i in range(len(parts) - 1, 0, -1)]
     if not splits:
+        return None
+
+    def get_path(event: Event) -> Any:
+        for prefix, rest in splits:
+            base = event.get(prefix, MISSING)
+            if base is not MISSING:
+                return _descend(base, rest)
+        return MISSING
+
+    return get_path
+
+
+def field_getter(name: str) -> Callable[[Event], Any]:
+    """Value of a (possibly nested) field, ``MISSING`` when absent."""
+    get_path = _path_getter(name)
+    if get_path is None:
         return lambda event: event.get(name, MISSING)
 
     def get(event: Event) -> Any:
         value = event.get(name, MISSING)
         if value is not MISSING:
             return value
-        for prefix, rest in splits:
-            base = event.get(prefix, MISSING)
-            if base is not MISSING:
-                return _descend(base, rest)
-        return MISSING
+        return get_path(event)
 
     return get
 
@@ -255,7 +268,16 @@ def _string_test(value: SigmaString, keyword: bool = False) -> ValueTest:
         return check
 
     if not specials:
-        return wrap(lambda t: t == text)
+        if cased:
+            return wrap(lambda t: t == text)
+
+        def equals(v: Any) -> bool:  # the usual rule value: one case-insensitive word, tested inline
+            if v.__class__ is str:
+                return v.lower() == text
+            t = as_text(v)
+            return t is not None and t.lower() == text
+
+        return equals
     if single not in specials and len(plain) <= 1:
         lead = parts[0] is star
         trail = parts[-1] is star
@@ -292,7 +314,7 @@ def _number_test(value: SigmaNumber) -> ValueTest:
     def check(v: Any) -> bool:
         if isinstance(v, bool):
             return False
-        if isinstance(v, int | float):
+        if isinstance(v, (int, float)):  # a tuple: isinstance with a union is slower
             return v == number
         return isinstance(v, str) and v == text
 
@@ -389,26 +411,37 @@ def field_leaf(field: str, value: SigmaType) -> Predicate:
         return lambda event: ((v := get(event)) is not MISSING and v is not None) is wanted
     if isinstance(value, SigmaFieldReference):
         return _fieldref_leaf(get, value)
-    return _leaf_for_test(field, get, value_test(value))
+    return _leaf_for_test(field, value_test(value))
 
 
-def _leaf_for_test(field: str, get: Callable[[Event], Any], test: ValueTest) -> Predicate:
+def _leaf_for_test(field: str, test: ValueTest) -> Predicate:
     """The flat key first (one dict look-up: the usual case), the nested path only when it is absent."""
-    nested = "." in field
+    get_path = _path_getter(field)
 
     def leaf(event: Event) -> bool:
         v = event.get(field, MISSING)
         if v is MISSING:
-            if not nested:
+            if get_path is None:
                 return False
-            v = get(event)
+            v = get_path(event)
             if v is MISSING:
                 return False
         if v.__class__ is list:
-            return any(test(x) for x in _iter_values(v))
+            return _any_element(v, test)
         return test(v)
 
     return leaf
+
+
+def _any_element(values: list[Any], test: ValueTest) -> bool:
+    """``any(test(x) for x in _iter_values(values))`` without the two generators."""
+    for x in values:
+        if isinstance(x, list):
+            if _any_element(x, test):
+                return True
+        elif test(x):
+            return True
+    return False
 
 
 def _exact_key(value: SigmaType) -> tuple[str, Any] | None:
@@ -441,7 +474,7 @@ def set_leaf(field: str, values: list[SigmaType]) -> Predicate:
             return ("true" if v else "false") in texts
         return False
 
-    return _leaf_for_test(field, field_getter(field), test)
+    return _leaf_for_test(field, test)
 
 
 def keyword_leaf(value: SigmaType) -> Predicate:

@@ -152,9 +152,13 @@ class Baseline:
     def add_observation(self, obs: Observation) -> None:
         """Record what ``obs`` shows (assets, devices, pair, functions, ranges): the fragment a
         detector keeps for a deviation, so that accepting it teaches the baseline exactly that."""
+        # get-or-create, not setdefault: a deviation that repeats calls this per message, and
+        # setdefault would build (and drop) a default record every time.
         for ip, mac in ((obs.src_ip, obs.src_mac), (obs.dst_ip, obs.dst_mac)):
             if ip:
-                asset = self.assets.setdefault(ip, BaselineAsset())
+                asset = self.assets.get(ip)
+                if asset is None:
+                    asset = self.assets[ip] = BaselineAsset()
                 if mac:
                     asset.macs.add(mac)
         if obs.from_initiator is None or not obs.src_ip or not obs.dst_ip:
@@ -163,13 +167,21 @@ class Baseline:
             (obs.src_ip, obs.src_addr, obs.src_role),
             (obs.dst_ip, obs.dst_addr, obs.dst_role),
         ):
-            dev = self.assets[ip].devices.setdefault((obs.protocol, address), BaselineDevice())
+            devices = self.assets[ip].devices
+            dev = devices.get((obs.protocol, address))
+            if dev is None:
+                dev = devices[(obs.protocol, address)] = BaselineDevice()
             dev.roles.add(role)  # type: ignore[arg-type]
         (iip, iaddr), (rip, raddr) = obs.endpoints()
-        pair = self.pairs.setdefault((obs.protocol, iip, iaddr, rip, raddr), BaselinePair())
+        key = (obs.protocol, iip, iaddr, rip, raddr)
+        pair = self.pairs.get(key)
+        if pair is None:
+            pair = self.pairs[key] = BaselinePair()
         direction = REQUEST if obs.from_initiator else RESPONSE
         for name, code, fclass, touched in obs.calls:
-            func = pair.functions.setdefault((direction, name), BaselineFunction(code, fclass))
+            func = pair.functions.get((direction, name))
+            if func is None:
+                func = pair.functions[(direction, name)] = BaselineFunction(code, fclass)
             for space, lo, hi in touched:
                 _touch(func.ranges, space, lo, hi, FRAGMENT_CAP)
         if obs.flags:

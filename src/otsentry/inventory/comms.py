@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 import statistics
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
+from operator import sub
 from typing import Any
 
 from otsentry.inventory.observe import Address, Observation
@@ -86,17 +87,35 @@ class RangeSet(tuple):
 
     def __contains__(self, span: object) -> bool:
         lo, hi = span  # type: ignore[misc]
-        i = bisect_right(self, lo)
+        flat = self[:]  # a plain tuple: bisect reads a tuple subclass through a slow generic slot
+        i = bisect_right(flat, lo)
         if i & 1:
-            return hi <= self[i]
-        return i > 0 and self[i - 1] == lo and hi <= lo
+            return hi <= flat[i]
+        return i > 0 and flat[i - 1] == lo and hi <= lo
 
     def add(self, lo: int, hi: int, cap: int = 32) -> RangeSet:
         """This set with ``[lo, hi]`` added."""
-        if (lo, hi) in self:
+        flat = self[:]  # as in __contains__, which this inlines: most touches are inside already
+        i = bisect_right(flat, lo)
+        if i & 1:
+            if hi <= flat[i]:
+                return self
+        elif i > 0 and flat[i - 1] == lo and hi <= lo:
             return self
-        if not self:
+        if not flat:
             return RangeSet((lo, hi))
+        if (
+            lo.__class__ is int
+            and hi.__class__ is int
+            and lo <= hi
+            and cap > 0
+            and len(flat) <= 2 * cap
+            and flat == tuple(sorted(flat))  # no reversed span: only a hand-edited "9-0" makes one
+        ):
+            return _insert(flat, lo, hi, cap)
+        return self._rebuild(lo, hi, cap)
+
+    def _rebuild(self, lo: int, hi: int, cap: int) -> RangeSet:
         spans = [(lo, hi), *zip(self[::2], self[1::2], strict=True)]
         spans.sort()
         merged: list[list[int]] = []
@@ -150,6 +169,28 @@ class RangeSet(tuple):
             first, last = int(match[1]), int(match[2] or match[1])
             out = out.add(first, last, 1 << 30)
         return out
+
+
+def _insert(flat: tuple[int, ...], lo: int, hi: int, cap: int) -> RangeSet:
+    """``RangeSet.add`` for a sorted set within ``cap``: what ``_rebuild`` gives, found by bisection
+    (the rebuild's sort and merge loop were most of the inventory's cost on varied addresses).
+
+    Spans ``first..last`` are those within one of ``[lo, hi]`` (they overlap or touch it); they
+    become one span. One span more than ``cap`` at most: the closest neighbours merge.
+    """
+    first = 2 * (bisect_left(flat, lo - 1) // 2)  # the first span ending at lo - 1 or later
+    last = 2 * ((bisect_right(flat, hi + 1) - 1) // 2)  # the last span starting at hi + 1 or earlier
+    if first > last:
+        if len(flat) < 2 * cap:
+            return RangeSet((*flat[:first], lo, hi, *flat[first:]))
+        out = [*flat[:first], lo, hi, *flat[first:]]
+    else:
+        start, end = flat[first], flat[last + 1]
+        return RangeSet((*flat[:first], min(lo, start), max(hi, end), *flat[last + 2 :]))
+    gaps = list(map(sub, out[2::2], out[1:-1:2]))
+    at = 2 * gaps.index(min(gaps)) + 1  # the end of the span before the smallest gap
+    del out[at : at + 2]
+    return RangeSet(out)
 
 
 class ItemSet(set):
@@ -267,7 +308,11 @@ class FunctionStats:
 
     def touch(self, space: str, lo: Any, hi: Any, limits: Any) -> None:
         if space == self.space:
-            self.found = _grow(self.found, lo, hi, limits)  # type: ignore[arg-type]
+            found = self.found
+            if hi is not None and found.__class__ is RangeSet:  # the usual touch, without _grow
+                self.found = found.add(lo, hi, limits.max_ranges_per_space)  # type: ignore[union-attr]
+            else:
+                self.found = _grow(found, lo, hi, limits)  # type: ignore[arg-type]
         elif self.space is None:
             self.space = space
             self.found = _grow(RangeSet() if hi is not None else ItemSet(), lo, hi, limits)
@@ -377,11 +422,10 @@ class Pair:
                 key = function_key(direction, name)
                 if len(keys) < 65536:
                     keys[name] = key
-            stats = None
-            for i in range(0, len(funcs), 2):
-                if funcs[i] is key or funcs[i] == key:
-                    stats = funcs[i + 1]
-                    break
+            try:  # keys sit at even positions; a FunctionStats never equals a key
+                stats = funcs[funcs.index(key) + 1]
+            except ValueError:
+                stats = None
             if stats is None:
                 if len(funcs) >= 2 * limits.max_functions_per_pair:
                     continue

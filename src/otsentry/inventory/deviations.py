@@ -20,6 +20,7 @@ of kind and subject), so ``baseline accept ID`` works across runs. Kinds that de
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import statistics
 import time
@@ -72,6 +73,7 @@ RULE_NAMES: dict[str, str] = {
 }
 
 
+@functools.lru_cache(maxsize=65536)  # repeats of a deviation look their id up once per message
 def deviation_id(action: str, subject: str) -> str:
     return hashlib.sha1(f"{action}|{subject}".encode()).hexdigest()[:12]
 

@@ -33,6 +33,7 @@ from otsentry.inventory.state import Inventory
 from otsentry.inventory.store import InventoryStore
 
 _CLASS_RANK = {CONTROL: 5, WRITE: 4, DIAGNOSTIC: 3, READ: 2, OTHER: 1}
+MAX_ENDPOINT_FIELDS = 65536
 
 
 class Enricher:
@@ -60,6 +61,7 @@ class Enricher:
         self.alerts = 0
         self.errors = 0
         self.last_error: str | None = None
+        self._endpoint_fields: dict[tuple[Any, ...], dict[str, Any]] = {}  # see _annotate
 
     def __call__(self, events: list[Event]) -> list[Event]:
         alerts: list[Event] = []
@@ -84,7 +86,7 @@ class Enricher:
             return
         pair = self.inventory.update(obs)
         if self.add_fields and obs.from_initiator is not None:
-            _annotate(event, obs)
+            _annotate(event, obs, self._endpoint_fields)
         detector = self.detector
         if detector is None:
             return
@@ -134,22 +136,46 @@ class Enricher:
         return out
 
 
-def _annotate(event: Event, obs: Any) -> None:
-    protocol = obs.protocol
-    event["otsentry.source.role"] = obs.src_role
-    event["otsentry.destination.role"] = obs.dst_role
-    event["otsentry.source.device"] = endpoint_id(obs.src_ip, protocol, obs.src_addr)
-    event["otsentry.destination.device"] = endpoint_id(obs.dst_ip, protocol, obs.dst_addr)
-    if obs.src_mac:
-        vendor = oui.vendor(obs.src_mac)
-        if vendor:
-            event["otsentry.source.vendor"] = vendor
-    if obs.dst_mac:
-        vendor = oui.vendor(obs.dst_mac)
-        if vendor:
-            event["otsentry.destination.vendor"] = vendor
+def _annotate(event: Event, obs: Any, cache: dict[tuple[Any, ...], dict[str, Any]]) -> None:
+    # Roles, devices and vendors depend only on who talks in which role: the fields are built once
+    # per sender/receiver and direction, then copied in one update (in the order listed above).
+    key = (
+        obs.protocol,
+        obs.from_initiator,
+        obs.src_ip,
+        obs.src_addr,
+        obs.src_mac,
+        obs.dst_ip,
+        obs.dst_addr,
+        obs.dst_mac,
+    )
+    fields = cache.get(key)
+    if fields is None:
+        if len(cache) >= MAX_ENDPOINT_FIELDS:
+            cache.clear()
+        fields = cache[key] = _endpoint_fields(obs)
+    event.update(fields)
     calls = obs.calls
     if calls:
         event["otsentry.function_class"] = (
             calls[0][2] if len(calls) == 1 else max((c[2] for c in calls), key=_CLASS_RANK.__getitem__)
         )
+
+
+def _endpoint_fields(obs: Any) -> dict[str, Any]:
+    protocol = obs.protocol
+    fields = {
+        "otsentry.source.role": obs.src_role,
+        "otsentry.destination.role": obs.dst_role,
+        "otsentry.source.device": endpoint_id(obs.src_ip, protocol, obs.src_addr),
+        "otsentry.destination.device": endpoint_id(obs.dst_ip, protocol, obs.dst_addr),
+    }
+    if obs.src_mac:
+        vendor = oui.vendor(obs.src_mac)
+        if vendor:
+            fields["otsentry.source.vendor"] = vendor
+    if obs.dst_mac:
+        vendor = oui.vendor(obs.dst_mac)
+        if vendor:
+            fields["otsentry.destination.vendor"] = vendor
+    return fields

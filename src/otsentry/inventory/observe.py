@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from otsentry.inventory import codes
@@ -30,7 +31,19 @@ Call = tuple[str, int | None, str, list[Touch]]
 MAX_TOUCHES = 256  # per message: an attacker-sized object list must not become a per-point loop
 MAX_VALUES = 256
 
+MAX_NAME_CHUNKS = 512  # 256 point names each: every 16-bit address of two spaces (~8 MB at most)
+
 _DAYS: dict[str, int] = {}
+_NAME_CHUNKS: dict[tuple[str, int], list[str]] = {}  # (space, index >> 8) -> its 256 point names
+_INT_ONLY = frozenset({int})
+_NUMBER_TYPES = frozenset({int, float})
+_DICT_ONLY = frozenset({dict})
+# Per space, for points named one by one (DNP3 indexes); the names are the ones the inventory keeps
+# as value band keys, so the cache costs its dict entries only.
+MAX_POINT_NAMES = 65536
+_POINT_NAMES: dict[str, dict[int, str]] = {}  # space -> index -> "ai:7"
+_SECONDS: dict[str, int] = {}  # "2024-05-14T06:00:00" -> epoch seconds
+_POWERS_OF_TEN = tuple(10**n for n in range(10))
 
 
 def _str(value: Any) -> str | None:
@@ -61,17 +74,64 @@ def _action(e: Event, default: str) -> str:
     return action if isinstance(action, str) and action else default
 
 
-def parse_timestamp(text: str) -> float:
-    """Seconds since the epoch of an RFC 3339 UTC ``@timestamp`` (``2024-05-14T06:00:00.123456Z``)."""
+def _whole_seconds(text: str) -> int:
     day = _DAYS.get(text[:10])
     if day is None:
         if len(_DAYS) > 4096:
             _DAYS.clear()
         day = _DAYS[text[:10]] = calendar.timegm(time.strptime(text[:10], "%Y-%m-%d"))
-    seconds = day + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
+    return day + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
+
+
+def point_names(space: str, first: int, count: int) -> list[str]:
+    """``[f"{space}:{first}", …]`` for ``count`` consecutive points, from shared per-256 chunks: a
+    register read reports dozens of values per response, and formatting each name cost more than
+    the rest of the event."""
+    out: list[str] = []
+    index, end = first, first + count
+    while index < end:
+        chunk_no = index >> 8
+        base = chunk_no << 8
+        chunk = _NAME_CHUNKS.get((space, chunk_no))
+        if chunk is None:
+            chunk = [f"{space}:{base + j}" for j in range(256)]
+            if len(_NAME_CHUNKS) < MAX_NAME_CHUNKS:
+                _NAME_CHUNKS[(space, chunk_no)] = chunk
+        stop = min(end, base + 256)
+        if index == first and stop == end:
+            return chunk[index - base : stop - base]
+        out += chunk[index - base : stop - base]
+        index = stop
+    return out
+
+
+def _point_names_of(space: str) -> dict[int, str]:
+    names = _POINT_NAMES.get(space)
+    if names is None:
+        names = _POINT_NAMES[space] = {}
+    return names
+
+
+def _point_name(names: dict[int, str], space: str, index: int) -> str:
+    """``f"{space}:{index}"``, kept in ``names`` (one space's cache) while the cache has room."""
+    name = f"{space}:{index}"
+    if len(names) < MAX_POINT_NAMES:
+        names[index] = name
+    return name
+
+
+def parse_timestamp(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 UTC ``@timestamp`` (``2024-05-14T06:00:00.123456Z``)."""
+    # Hundreds of events share a second: its date-time part is parsed once.
+    seconds = _SECONDS.get(text[:19])
+    if seconds is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        seconds = _SECONDS[text[:19]] = _whole_seconds(text)
     if len(text) > 21 and text[19] == ".":
         frac = text[20:-1]
-        return seconds + int(frac) / 10 ** len(frac)
+        digits = len(frac)
+        return seconds + int(frac) / (_POWERS_OF_TEN[digits] if digits < 10 else 10**digits)
     return float(seconds)
 
 
@@ -97,13 +157,20 @@ class Observation:
     )
 
     def __init__(self, protocol: str, ts: float, event: Event) -> None:
+        # _str/_int inlined: this runs once per event.
+        get = event.get
         self.protocol = protocol
         self.ts = ts
-        self.src_ip: str | None = _str(event.get("source.ip"))
-        self.dst_ip: str | None = _str(event.get("destination.ip"))
-        self.src_mac: str | None = _str(event.get("source.mac"))
-        self.dst_mac: str | None = _str(event.get("destination.mac"))
-        self.vlan: int | None = _int(event.get("network.vlan.id"))
+        value = get("source.ip")
+        self.src_ip: str | None = value if isinstance(value, str) else None
+        value = get("destination.ip")
+        self.dst_ip: str | None = value if isinstance(value, str) else None
+        value = get("source.mac")
+        self.src_mac: str | None = value if isinstance(value, str) else None
+        value = get("destination.mac")
+        self.dst_mac: str | None = value if isinstance(value, str) else None
+        value = get("network.vlan.id")
+        self.vlan: int | None = value if isinstance(value, int) and not isinstance(value, bool) else None
         self.from_initiator: bool | None = None
         self.src_addr: Address = None
         self.dst_addr: Address = None
@@ -137,28 +204,33 @@ class Observation:
 
 
 def _modbus(obs: Observation, e: Event) -> None:
-    unit = _addr(e.get("modbus.unit_id"))
-    pdu = e.get("modbus.pdu_type")
+    get = e.get
+    unit = _addr(get("modbus.unit_id"))
+    pdu = get("modbus.pdu_type")
     request = pdu == "request"
     obs.from_initiator = request
     if request:
         obs.dst_addr = unit
     else:
         obs.src_addr = unit
-    code = _int(e.get("modbus.function_code"))
-    name = _action(e, f"function_{code}")
-    fclass = codes.MODBUS_CLASSES.get(code, codes.OTHER) if _isint(code) else codes.OTHER
+    code = get("modbus.function_code")
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = None
+    action = get("event.action")
+    name = action if isinstance(action, str) and action else f"function_{code}"
+    fclass = codes.MODBUS_CLASSES.get(code, codes.OTHER) if code is not None else codes.OTHER
     touched: list[Touch] = []
-    address, quantity = e.get("modbus.address"), e.get("modbus.quantity")
+    address, quantity = get("modbus.address"), get("modbus.quantity")
+    address_is_int = isinstance(address, int) and not isinstance(address, bool)
     # A response's address and quantity are copies of its request's: the request recorded them.
-    if _isint(address) and request:
+    if address_is_int and request:
         count = quantity if _isint(quantity) and quantity > 0 else 1
         touched.append(("addr", address, address + count - 1))
-    waddr, wquantity = e.get("modbus.write.address"), e.get("modbus.write.quantity")
-    if _isint(waddr) and _isint(wquantity) and wquantity > 0:
+    waddr, wquantity = get("modbus.write.address"), get("modbus.write.quantity")
+    if waddr is not None and _isint(waddr) and _isint(wquantity) and wquantity > 0:
         touched.append(("write", waddr, waddr + wquantity - 1))
-    records = e.get("modbus.file_records")
-    if isinstance(records, list) and isinstance(e.get("modbus.file_numbers"), list):
+    records = get("modbus.file_records")
+    if isinstance(records, list) and isinstance(get("modbus.file_numbers"), list):
         for rec in records[:MAX_TOUCHES]:
             if (
                 isinstance(rec, dict)
@@ -169,18 +241,22 @@ def _modbus(obs: Observation, e: Event) -> None:
                 touched.append((f"file{rec['file']}", rec["record"], rec["record"] + max(length, 1) - 1))
     obs.calls.append((name, code, fclass, touched))
     if request:
-        obs.signature = f"{name}@{address}+{quantity}" if _isint(address) else name
+        obs.signature = f"{name}@{address}+{quantity}" if address_is_int else name
         return
     if pdu != "response":
         return
     space = codes.MODBUS_VALUE_SPACES.get(code)  # type: ignore[arg-type]
-    values = e.get("modbus.values")
-    if space and _isint(address) and isinstance(values, list) and e.get("modbus.matched"):
-        obs.values = [(f"{space}:{address + i}", v) for i, v in enumerate(values[:MAX_VALUES]) if _number(v)]
-    objects = e.get("modbus.objects")
+    values = get("modbus.values")
+    if space and address_is_int and isinstance(values, list) and get("modbus.matched"):
+        values = values[:MAX_VALUES]
+        if {*map(type, values)} <= _INT_ONLY:  # registers: every value is a plain int, none to drop
+            obs.values = list(zip(point_names(space, address, len(values)), values, strict=True))
+        else:
+            obs.values = [(f"{space}:{address + i}", v) for i, v in enumerate(values) if _number(v)]
+    objects = get("modbus.objects")
     if isinstance(objects, dict) and objects:
         obs.identity = {codes.MODBUS_IDENTITY_KEYS.get(k, str(k)): str(v) for k, v in objects.items()}
-    elif e.get("modbus.server_id") is not None:
+    elif get("modbus.server_id") is not None:
         obs.identity = {"server_id": e.get("modbus.server_id")}
         if e.get("modbus.additional_data"):
             obs.identity["server_id_data"] = str(e["modbus.additional_data"])
@@ -198,62 +274,78 @@ def _dnp3_attributes() -> dict[int, str]:
 
 
 _DNP3_ATTRIBUTE_NAMES = _dnp3_attributes()
+_GROUP_SPACES = {group: f"g{group}" for group in range(256)}  # an object group's point space
 
 
 def _dnp3(obs: Observation, e: Event) -> None:
-    obs.src_addr = _addr(e.get("dnp3.link.source"))
-    obs.dst_addr = _addr(e.get("dnp3.link.destination"))
-    code = _int(e.get("dnp3.application.function_code"))
-    direction = e.get("dnp3.link.dir")
+    get = e.get
+    source, destination = get("dnp3.link.source"), get("dnp3.link.destination")  # _addr, inlined
+    obs.src_addr = source if isinstance(source, (str, int)) and not isinstance(source, bool) else None
+    obs.dst_addr = (
+        destination if isinstance(destination, (str, int)) and not isinstance(destination, bool) else None
+    )
+    code = get("dnp3.application.function_code")
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = None
+    direction = get("dnp3.link.dir")
     if direction is None:
-        if not _isint(code):
+        if code is None:
             return
         direction = code < 129  # responses (129–131) come from the outstation
-    obs.from_initiator = bool(direction)
-    name = _action(e, f"function_{code}" if code is not None else "link")
+    from_initiator = obs.from_initiator = bool(direction)
+    action = get("event.action")
+    if isinstance(action, str) and action:
+        name = action
+    else:
+        name = f"function_{code}" if code is not None else "link"
     # Link-layer only frames (resets, link status) carry no application function: diagnostic.
-    fclass = codes.DNP3_CLASSES.get(code, codes.OTHER) if _isint(code) else codes.DIAGNOSTIC
+    fclass = codes.DNP3_CLASSES.get(code, codes.OTHER) if code is not None else codes.DIAGNOSTIC
     touched: list[Touch] = []
-    objects = e.get("dnp3.objects")
+    objects = get("dnp3.objects")
     values: list[tuple[str, float]] = []
     identity: dict[str, Any] = {}
-    gvs: list[str] = []
+    gvs: list[str] = []  # a request's signature names its objects; a response's does not matter
     if isinstance(objects, list):
         for obj in objects[:MAX_TOUCHES]:
             if not isinstance(obj, dict):
                 continue
-            group, variation = obj.get("group"), obj.get("variation")
-            if not _isint(group):
+            group = obj.get("group")
+            if not isinstance(group, int) or isinstance(group, bool):
                 continue
-            gvs.append(f"g{group}v{variation}")
+            if from_initiator:
+                gvs.append(f"g{group}v{obj.get('variation')}")
             points = obj.get("points")
-            start, stop = obj.get("start"), obj.get("stop")
-            if group == 0 and not obs.from_initiator:
+            if group == 0 and not from_initiator:
                 _dnp3_attribute(obj, identity)
                 continue
-            space = f"g{group}"
+            space = _GROUP_SPACES.get(group) or f"g{group}"
+            start, stop = obj.get("start"), obj.get("stop")
+            indexes = None
             if _isint(start) and _isint(stop) and stop >= start:
                 touched.append((space, start, stop))
             elif isinstance(points, list):
-                for point in points[:MAX_TOUCHES]:
-                    index = point.get("index") if isinstance(point, dict) else None
-                    if _isint(index):
-                        touched.append((space, index, index))
+                # Points as the decoder gives them (dicts with an int index) go through C-level
+                # maps; anything else takes the loop, which skips what does not fit.
+                indexes = _indexes(points[:MAX_TOUCHES])
+                if indexes is not None:
+                    touched += zip(repeat(space), indexes, indexes, strict=False)  # repeat() is endless
+                else:
+                    for point in points[:MAX_TOUCHES]:
+                        if isinstance(point, dict):
+                            index = point.get("index")
+                            if isinstance(index, int) and not isinstance(index, bool):
+                                touched.append((space, index, index))
             value_space = codes.DNP3_VALUE_GROUPS.get(group)
-            if value_space and not obs.from_initiator and isinstance(points, list):
-                for point in points[:MAX_VALUES]:
-                    if isinstance(point, dict) and _isint(point.get("index")):
-                        value = point.get("value")
-                        if isinstance(value, int | float) and not isinstance(value, bool):
-                            values.append((f"{value_space}:{point['index']}", value))
+            if value_space and not from_initiator and isinstance(points, list):
+                _dnp3_values(points[:MAX_VALUES], indexes, value_space, values)
     attrs = e.get("dnp3.device_attributes")
     if isinstance(attrs, dict):
         identity.update({str(k): v for k, v in attrs.items() if isinstance(v, str | int | float)})
     obs.calls.append((name, code, fclass, touched))
-    if obs.from_initiator:
-        if _isint(code) and fclass == codes.READ:
+    if from_initiator:
+        if code is not None and fclass == codes.READ:
             obs.signature = f"{name} {','.join(gvs)}" if gvs else name
-        elif _isint(code) and code != 0:
+        elif code is not None and code != 0:
             obs.signature = name
     else:
         if values:
@@ -263,6 +355,40 @@ def _dnp3(obs: Observation, e: Event) -> None:
         flags = e.get("dnp3.iin_flags")
         if isinstance(flags, list) and flags:
             obs.flags = [str(f) for f in flags[:32]]
+
+
+def _indexes(points: list[Any]) -> list[int] | None:
+    """Each point's index when every point is a dict with an int index, else None."""
+    if {*map(type, points)} <= _DICT_ONLY:
+        indexes = list(map(dict.get, points, repeat("index")))
+        if {*map(type, indexes)} <= _INT_ONLY:
+            return indexes
+    return None
+
+
+def _dnp3_values(
+    points: list[Any], indexes: list[int] | None, space: str, values: list[tuple[str, float]]
+) -> None:
+    """Append (point name, value) for each point with an int index and a number value; ``indexes``
+    are the points' (from ``_indexes``), if known."""
+    names = _point_names_of(space)
+    if indexes is None:
+        indexes = _indexes(points)
+    if indexes is not None and len(indexes) == len(points):
+        numbers = list(map(dict.get, points, repeat("value")))
+        if {*map(type, numbers)} <= _NUMBER_TYPES:  # every point has a number: keep them all
+            found = list(map(names.get, indexes))
+            if None in found:
+                found = [name or _point_name(names, space, i) for name, i in zip(found, indexes, strict=True)]
+            values += zip(found, numbers, strict=True)
+            return
+    for point in points:
+        if isinstance(point, dict):
+            index = point.get("index")
+            if isinstance(index, int) and not isinstance(index, bool):
+                value = point.get("value")
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    values.append((names.get(index) or _point_name(names, space, index), value))
 
 
 def _dnp3_attribute(obj: dict[str, Any], identity: dict[str, Any]) -> None:

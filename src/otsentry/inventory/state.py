@@ -181,20 +181,25 @@ class Inventory:
         bands = device.values
         if bands is None:
             bands = device.values = {}
-        limits = self.limits
+        get = bands.get
+        max_points, max_value_points = self.limits.max_points_per_device, self.limits.max_value_points
+        names = self._names
+        added = 0  # new points; self.value_points is updated once, after the loop
         for point, value in values:
-            band = bands.get(point)
+            band = get(point)
             if band is None:
-                if len(bands) < limits.max_points_per_device and self.value_points < limits.max_value_points:
-                    name = self._names.setdefault(point, point) if len(self._names) < 1_000_000 else point
+                if len(bands) < max_points and self.value_points + added < max_value_points:
+                    name = names.setdefault(point, point) if len(names) < 1_000_000 else point
                     bands[name] = [value, value, 1]
-                    self.value_points += 1
+                    added += 1
                 continue
             if value < band[0]:
                 band[0] = value
             elif value > band[1]:
                 band[1] = value
             band[2] += 1
+        if added:
+            self.value_points += added
 
     # -- queries ----------------------------------------------------------------------------------------
 
