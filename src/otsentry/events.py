@@ -8,6 +8,7 @@ Community ID, observer and capture position. The per-direction part is built onc
 from __future__ import annotations
 
 import time
+from itertools import islice
 from typing import Any
 
 import communityid
@@ -114,17 +115,23 @@ def serialise(events: list[Event], parts: list[Parts]) -> list[bytes]:
 
     The fields an event shares with its flow direction were serialised once per flow; only the
     message's own fields are serialised here (measured 3x faster per event). Later stages may
-    add fields to an event (enrichment does): such an event no longer has its built field count
-    and is serialised whole. Stages add fields; they never rewrite built ones.
+    add fields to an event (enrichment does): they follow the built ones in the dict, so only
+    they are serialised on top. Stages add fields; they never rewrite built ones.
     """
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     lines = []
     for event, (base_json, fields, count) in zip(events, parts, strict=True):
-        if len(event) == count and fields:
-            lines.append(
-                b'{"@timestamp":"%b",%b,%b,"otsentry.pcap.frame":%d}\n'
-                % (event["@timestamp"].encode(), base_json, dumps(fields)[1:-1], event["otsentry.pcap.frame"])
-            )
-        else:
+        size = len(event)
+        if size < count or not fields:  # not built by EventBuilder.build as recorded: the safe way
             lines.append(dumps(event, option=newline))
+            continue
+        line = b'{"@timestamp":"%b",%b,%b,"otsentry.pcap.frame":%d' % (
+            event["@timestamp"].encode(),
+            base_json,
+            dumps(fields)[1:-1],
+            event["otsentry.pcap.frame"],
+        )
+        if size > count:
+            line += b"," + dumps(dict(islice(event.items(), count, None)))[1:-1]
+        lines.append(line + b"}\n")
     return lines
