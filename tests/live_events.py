@@ -23,6 +23,8 @@ READER_FIELDS = {
     "modbus.request_frame",
     "observer.ingress.interface.name",
     "@timestamp",
+    # seconds between a SELECT and its OPERATE: packet times, which the kernel and tcpdump stamp apart
+    "otsentry.dnp3.select.age",
 }
 
 
