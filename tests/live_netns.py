@@ -10,10 +10,12 @@ link so frames on the mirror are wire-sized with real checksums, as a switch wou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 HMI_IP, ROGUE_IP, PLC_IP = "10.77.0.1", "10.77.0.66", "10.77.0.2"
@@ -33,6 +35,25 @@ def netns_unavailable() -> str | None:
         return f"cannot create a network namespace: {getattr(exc, 'stderr', b'') or exc}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
     return None
+
+
+@contextlib.contextmanager
+def veth_pair(prefix: str) -> Iterator[tuple[socket.socket, str]]:
+    """A veth pair in this namespace: a raw socket sending on one end, and the other end's name."""
+    name = f"{prefix}{os.getpid() % 100000}"
+    a, b = f"{name}a", f"{name}b"
+    subprocess.run(
+        ["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True, capture_output=True
+    )
+    try:
+        for dev in (a, b):
+            subprocess.run(["ip", "link", "set", dev, "addrgenmode", "none"], capture_output=True)
+            subprocess.run(["ip", "link", "set", dev, "up"], check=True, capture_output=True)
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sender:
+            sender.bind((a, 0))
+            yield sender, b
+    finally:
+        subprocess.run(["ip", "link", "del", a], capture_output=True)
 
 
 def _sh(*args: str) -> None:

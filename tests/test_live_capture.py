@@ -11,9 +11,11 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from live_netns import veth_pair
 from otsentry.capture.bpf import compile_filter
 from otsentry.capture.live import (
     AfPacketSource,
@@ -33,22 +35,9 @@ SMALL_RING = RingSpec(block_size=64 * 1024, block_count=4, block_timeout_ms=10)
 
 
 @pytest.fixture
-def veth():
-    name = f"otl{os.getpid() % 100000}"
-    a, b = f"{name}a", f"{name}b"
-    subprocess.run(
-        ["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True, capture_output=True
-    )
-    try:
-        for dev in (a, b):
-            subprocess.run(["ip", "link", "set", dev, "addrgenmode", "none"], capture_output=True)
-            subprocess.run(["ip", "link", "set", dev, "up"], check=True, capture_output=True)
-        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        sender.bind((a, 0))
-        yield sender, b
-        sender.close()
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True)
+def veth() -> Iterator[tuple[socket.socket, str]]:
+    with veth_pair("otl") as pair:
+        yield pair
 
 
 def ipv4(

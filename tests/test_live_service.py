@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from live_events import OTSENTRY, read_jsonl
+from live_netns import veth_pair
 
 ROOT = os.geteuid() == 0
 
@@ -42,21 +43,8 @@ def _frame(dport: int) -> bytes:
 
 @pytest.fixture
 def veth() -> Iterator[tuple[socket.socket, str]]:
-    name = f"otv{os.getpid() % 100000}"
-    a, b = f"{name}a", f"{name}b"
-    subprocess.run(
-        ["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True, capture_output=True
-    )
-    try:
-        for dev in (a, b):
-            subprocess.run(["ip", "link", "set", dev, "addrgenmode", "none"], capture_output=True)
-            subprocess.run(["ip", "link", "set", dev, "up"], check=True, capture_output=True)
-        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        sender.bind((a, 0))
-        yield sender, b
-        sender.close()
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True)
+    with veth_pair("otv") as pair:
+        yield pair
 
 
 def _config(path: Path, ifname: str, out: Path, filter_text: str, extra: str = "") -> None:
