@@ -201,12 +201,7 @@ class Dnp3CommandTracker:
     def _request(self, event: Event, fc: int) -> None:
         if fc == CONFIRM:
             return  # confirms belong to the previous exchange and cancel nothing
-        key = (
-            event.get("source.ip"),
-            event.get("dnp3.link.source"),
-            event.get("destination.ip"),
-            event.get("dnp3.link.destination"),
-        )
+        key = _association(event, from_master=True)
         gvs = event.get("dnp3.object_gv") or ()
         secure = _has_auth_object(gvs)
         if not (secure or fc in (SELECT, OPERATE) or fc in self.critical):
@@ -263,12 +258,7 @@ class Dnp3CommandTracker:
     # -- outstation → master -----------------------------------------------------------------------
 
     def _response(self, event: Event, fc: int) -> None:
-        key = (
-            event.get("destination.ip"),
-            event.get("dnp3.link.destination"),
-            event.get("source.ip"),
-            event.get("dnp3.link.source"),
-        )
+        key = _association(event, from_master=False)
         gvs = event.get("dnp3.object_gv") or ()
         if _has_auth_object(gvs):
             assoc = self._get(key, event_ts(event))
@@ -348,3 +338,10 @@ def _digest(event: Event) -> bytes:
 
 def _function_name(fc: int) -> str:
     return APP_FUNCTIONS.get(fc, f"function_{fc}")
+
+
+def _association(event: Event, from_master: bool) -> tuple[Any, Any, Any, Any]:
+    """(master IP, master address, outstation IP, outstation address) of a request or a response."""
+    sender = (event.get("source.ip"), event.get("dnp3.link.source"))
+    receiver = (event.get("destination.ip"), event.get("dnp3.link.destination"))
+    return (*sender, *receiver) if from_master else (*receiver, *sender)
