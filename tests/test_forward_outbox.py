@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -196,22 +197,25 @@ def test_backlog_cap_drops_are_counted_logged_and_alerted(tmp_path: Path) -> Non
                               "max_backlog": 100, "connect_timeout": 0.2, **FAST})
     forwarder = Forwarder(dest, db, health_interval=0, observer_name="sensor-1")
     with structlog.testing.capture_logs() as logs:
-        run_forwarder(forwarder, lambda: forward_state(db, "dead").get("dropped") == 400)
+        # 401 go, not 400: the health alert that reports the drop needs its place within the cap.
+        run_forwarder(forwarder, lambda: forward_state(db, "dead").get("dropped") == 401)
+        time.sleep(0.3)  # more caps checks: the health alert must not push the backlog over again
     state = forward_state(db, "dead")
-    assert state["acked_seq"] == 400 and state["status"] in ("backoff", "stopped")
+    assert state["acked_seq"] == 401 and state["dropped"] == 401 and state["status"] in ("backoff", "stopped")
     store = ForwardStore(db)
     drops = store.drops("dead")
     store.close()
-    assert [(d["first_seq"], d["last_seq"], d["count"]) for d in drops] == [(1, 400, 400)]
+    assert [(d["first_seq"], d["last_seq"], d["count"]) for d in drops] == [(1, 401, 401)]
     assert "backlog over 100" in drops[0]["reason"] and drops[0]["alert_seq"] == 501
     dropped_logs = [e for e in logs if e["event"] == "forward.dropped"]
-    assert dropped_logs and dropped_logs[0]["count"] == 400 and dropped_logs[0]["log_level"] == "error"
+    assert len(dropped_logs) == 1
+    assert dropped_logs[0]["count"] == 401 and dropped_logs[0]["log_level"] == "error"
     alerts = AlertStore(db)
     health = alerts.get("501")
     outbox = alerts.outbox(after=500)
     alerts.close()
     assert health is not None and health["rule_id"] == RULE_ID and health["severity"] == 7
-    assert "dropped 400 alert(s) (seq 1–400)" in health["message"]
+    assert "dropped 401 alert(s) (seq 1–401)" in health["message"]
     assert "forward replay --since 1" in health["message"]
     assert [seq for seq, _ in outbox] == [501]  # the health alert is itself queued for the SIEMs
 

@@ -309,7 +309,10 @@ class Forwarder:
             return
         cut, reason = None, ""
         if count > self.dest.max_backlog:
-            cut = self.store.cut_for_size(self.acked, count - self.dest.max_backlog)
+            # Leave room for the health alert that will report this drop: without it, that alert took
+            # the backlog over the cap again, and each health alert cost one more real alert.
+            room = 0 if self.pending_drops else 1  # one health alert reports all pending drops
+            cut = self.store.cut_for_size(self.acked, min(count, count - self.dest.max_backlog + room))
             reason = f"backlog over {self.dest.max_backlog} alerts"
         limit = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.dest.max_age)).strftime(
             "%Y-%m-%dT%H:%M:%S.%fZ")
